@@ -1,0 +1,260 @@
+package executor
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// Run statuses, exactly as the frontend and the runs.status CHECK spell them.
+const (
+	StatusQueued   = "queued"
+	StatusRunning  = "running"
+	StatusSuccess  = "success"
+	StatusError    = "error"
+	StatusCanceled = "canceled"
+)
+
+// Phases of every run, in order.
+const (
+	PhaseValidate  = "validate"
+	PhasePreflight = "preflight"
+	PhaseApproval  = "approval" // waiting for approve_run before the action phase
+	PhaseAction    = "action"
+	PhaseVerify    = "verify"
+	PhaseSummarize = "summarize"
+)
+
+// Event levels accepted by the run_events.level CHECK.
+const (
+	LevelDebug   = "debug"
+	LevelInfo    = "info"
+	LevelWarn    = "warn"
+	LevelError   = "error"
+	LevelSuccess = "success"
+)
+
+// Artifact kinds accepted by the artifacts.kind CHECK.
+const (
+	ArtifactLink = "link"
+	ArtifactDiff = "diff"
+	ArtifactFile = "file"
+)
+
+// Heartbeat states reported by the batched heartbeat, one per in-flight run.
+const (
+	LeaseOwned    = "owned"    // still ours, keep going
+	LeaseCanceled = "canceled" // an operator canceled it: stop and finish as canceled
+	LeaseLost     = "lost"     // reaped or finished elsewhere: stop, write nothing more
+)
+
+// Run is a row of public.runs as the daemon sees it.
+type Run struct {
+	ID             string          `json:"id"`
+	CreatedAt      time.Time       `json:"created_at"`
+	UpdatedAt      *time.Time      `json:"updated_at,omitempty"`
+	CreatedBy      *string         `json:"created_by,omitempty"`
+	Env            string          `json:"env"`
+	Kind           string          `json:"kind"`
+	Plan           json.RawMessage `json:"plan,omitempty"`
+	Intent         string          `json:"intent"`
+	TemplateID     *string         `json:"template_id,omitempty"`
+	Input          json.RawMessage `json:"input,omitempty"`
+	Status         string          `json:"status"`
+	StartedAt      *time.Time      `json:"started_at,omitempty"`
+	FinishedAt     *time.Time      `json:"finished_at,omitempty"`
+	ErrorMessage   *string         `json:"error_message,omitempty"`
+	SessionID      *string         `json:"session_id,omitempty"`
+	Lane           string          `json:"lane"`
+	Priority       int             `json:"priority"`
+	ClaimedBy      *string         `json:"claimed_by,omitempty"`
+	ClaimedAt      *time.Time      `json:"claimed_at,omitempty"`
+	HeartbeatAt    *time.Time      `json:"heartbeat_at,omitempty"`
+	CanceledAt     *time.Time      `json:"canceled_at,omitempty"`
+	Attempt        int             `json:"attempt"`
+	MaxAttempts    int             `json:"max_attempts"`
+	Phase          *string         `json:"phase,omitempty"`
+	Output         json.RawMessage `json:"output,omitempty"`
+	DryRun         bool            `json:"dry_run"`
+	TimeoutSeconds *int            `json:"timeout_seconds,omitempty"`
+	ApprovedBy     *string         `json:"approved_by,omitempty"`
+	ApprovedAt     *time.Time      `json:"approved_at,omitempty"`
+
+	// NextSeq is the seq the first event of this attempt must use (max existing
+	// seq + 1). Set by claim_run, not a column.
+	NextSeq int `json:"next_seq,omitempty"`
+}
+
+// Terminal reports whether the run's status can never change again.
+func (r *Run) Terminal() bool {
+	return r.Status == StatusSuccess || r.Status == StatusError || r.Status == StatusCanceled
+}
+
+// Event is a row of public.run_events.
+type Event struct {
+	RunID   string          `json:"run_id"`
+	Seq     int             `json:"seq"`
+	TS      time.Time       `json:"ts"`
+	Level   string          `json:"level"`
+	Source  string          `json:"source"`
+	Message string          `json:"message"`
+	Data    json.RawMessage `json:"data,omitempty"`
+	Phase   string          `json:"phase,omitempty"`
+}
+
+// Artifact is a row of public.artifacts.
+type Artifact struct {
+	ID        int64     `json:"id,omitempty"`
+	RunID     string    `json:"run_id"`
+	CreatedAt time.Time `json:"created_at,omitempty"`
+	Kind      string    `json:"kind"`
+	Title     string    `json:"title"`
+	Value     string    `json:"value"`
+}
+
+// Step is a row of public.run_steps, keyed by (run_id, idx).
+type Step struct {
+	RunID      string          `json:"run_id"`
+	Idx        int             `json:"idx"`
+	StepID     string          `json:"step_id"`
+	Title      string          `json:"title"`
+	Kind       string          `json:"kind"`
+	Tool       *string         `json:"tool,omitempty"`
+	Action     *string         `json:"action,omitempty"`
+	Args       json.RawMessage `json:"args,omitempty"`
+	Status     string          `json:"status"` // queued running succeeded failed canceled
+	StartedAt  *time.Time      `json:"started_at,omitempty"`
+	FinishedAt *time.Time      `json:"finished_at,omitempty"`
+	Error      *string         `json:"error,omitempty"`
+}
+
+// Template is a row of public.run_templates.
+type Template struct {
+	ID           string `json:"id"`
+	Slug         string `json:"slug"`
+	Title        string `json:"title"`
+	Description  string `json:"description"`
+	TemplateYAML string `json:"template_yaml"`
+}
+
+// Lease identifies one attempt of a run held by one worker. Every write that
+// changes a run's state is fenced by it.
+type Lease struct {
+	RunID   string `json:"run_id"`
+	Worker  string `json:"worker"`
+	Attempt int    `json:"attempt"`
+}
+
+// LeaseState is what the batched heartbeat says about one lease.
+type LeaseState struct {
+	RunID    string `json:"run_id"`
+	State    string `json:"state"` // LeaseOwned, LeaseCanceled or LeaseLost
+	Approved bool   `json:"approved"`
+}
+
+// Finish is the fenced terminal write of a run.
+type Finish struct {
+	Lease
+	Status       string          // success, error or canceled
+	ErrorMessage string          // empty for success
+	Output       json.RawMessage // optional
+}
+
+// ReapResult is one run the reaper acted on.
+type ReapResult struct {
+	RunID  string `json:"run_id"`
+	Action string `json:"action"` // requeued, errored, finalized
+	Phase  string `json:"phase"`
+	Worker string `json:"worker"`
+}
+
+// ClaimRequest asks for up to Limit runs of one lane. Token makes the claim
+// idempotent: replaying a request with the same Token (after its response was
+// lost) returns the runs that request claimed instead of claiming more.
+type ClaimRequest struct {
+	Worker string
+	Lane   string
+	Limit  int
+	Token  string // a fresh UUID per logical claim
+}
+
+// NewRun is what a submitter (the operator CLI, like the frontend) inserts.
+type NewRun struct {
+	Env            string          `json:"env"`
+	Kind           string          `json:"kind"`
+	Plan           json.RawMessage `json:"plan,omitempty"`
+	Intent         string          `json:"intent"`
+	TemplateID     *string         `json:"template_id,omitempty"`
+	Input          json.RawMessage `json:"input,omitempty"`
+	SessionID      *string         `json:"session_id,omitempty"`
+	Lane           string          `json:"lane,omitempty"`
+	Priority       *int            `json:"priority,omitempty"`
+	DryRun         bool            `json:"dry_run,omitempty"`
+	TimeoutSeconds *int            `json:"timeout_seconds,omitempty"`
+}
+
+// LaneCount is queued and running counts of one lane, for `opsd status`.
+type LaneCount struct {
+	Lane    string `json:"lane"`
+	Queued  int    `json:"queued"`
+	Running int    `json:"running"`
+}
+
+// RunFilter selects runs for listings.
+type RunFilter struct {
+	Statuses []string
+	Limit    int
+}
+
+// Store is everything the daemon and the operator CLI need from Supabase. It is
+// implemented by supabase.PGStore (direct PostgreSQL) and supabase.RESTStore
+// (PostgREST with the service-role key). Errors are the typed errors of this
+// package (ErrNotFound, ErrConflict, ...), wrapped with what was being done.
+type Store interface {
+	// ClaimRuns claims up to req.Limit runs of req.Lane through claim_run.
+	ClaimRuns(ctx context.Context, req ClaimRequest) ([]*Run, error)
+	// Heartbeat renews every lease of worker in one call and reports each one's state.
+	Heartbeat(ctx context.Context, worker string, leases []Lease) ([]LeaseState, error)
+	// SetPhase records the current phase of a leased run; false when the lease is gone.
+	SetPhase(ctx context.Context, lease Lease, phase string) (bool, error)
+	// FinishRun is the fenced terminal write; false when the lease is gone.
+	FinishRun(ctx context.Context, f Finish) (bool, error)
+	// ReleaseRun puts a leased run back to queued (graceful shutdown before action).
+	ReleaseRun(ctx context.Context, lease Lease, reason string) (bool, error)
+	// ReapStale requeues, fails or finalizes runs whose heartbeat is older than staleAfter.
+	ReapStale(ctx context.Context, staleAfter time.Duration) ([]ReapResult, error)
+
+	// AppendEvents inserts a batch; rows whose (run_id, seq) exist are ignored,
+	// so a retried batch is idempotent.
+	AppendEvents(ctx context.Context, events []Event) error
+	// PutArtifact inserts one artifact.
+	PutArtifact(ctx context.Context, a Artifact) error
+	// UpsertSteps inserts or updates run_steps rows keyed by (run_id, idx).
+	UpsertSteps(ctx context.Context, steps []Step) error
+
+	// GetTemplate loads a template by id or slug.
+	GetTemplate(ctx context.Context, idOrSlug string) (*Template, error)
+	// UpsertSpecDoc writes a spec_docs row by slug.
+	UpsertSpecDoc(ctx context.Context, slug, title, content string) error
+
+	// Operator CLI.
+	SubmitRun(ctx context.Context, r NewRun) (*Run, error)
+	GetRun(ctx context.Context, id string) (*Run, error)
+	ListEvents(ctx context.Context, runID string, afterSeq int, limit int) ([]Event, error)
+	ListArtifacts(ctx context.Context, runID string) ([]Artifact, error)
+	ListRuns(ctx context.Context, f RunFilter) ([]*Run, error)
+	LaneCounts(ctx context.Context) ([]LaneCount, error)
+	CancelRun(ctx context.Context, id string) (bool, error)
+	ApproveRun(ctx context.Context, id, approver string) (bool, error)
+
+	// SchemaVersion is the newest applied migration version.
+	SchemaVersion(ctx context.Context) (string, error)
+	// Ping checks connectivity (the ping() RPC).
+	Ping(ctx context.Context) error
+	// Wakeups returns a channel that receives a lane name (or "" for any lane)
+	// when new work may be claimable, or nil when the backend cannot push.
+	// It lives until ctx is done.
+	Wakeups(ctx context.Context) <-chan string
+	// Close releases connections.
+	Close()
+}
