@@ -1,0 +1,213 @@
+// Package dotest is an in-memory fake of the DigitalOcean API endpoints opsd
+// uses, served by httptest. It follows DigitalOcean's documented requests and
+// responses: Bearer token, {"droplets":[...],"links":{"pages":{...}},"meta":{"total":N}}
+// lists with page/per_page, {"id","message"} errors, and RateLimit-* headers
+// (429 optionally with Retry-After).
+package dotest
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/opscontrolroom/opsd/adapters"
+)
+
+// DefaultToken is the token NewServer accepts unless told otherwise.
+const DefaultToken = "do-test-token"
+
+// rateLimit is the documented hourly request allowance.
+const rateLimit = 5000
+
+// Server is the fake DigitalOcean API. Its methods are safe for concurrent use.
+type Server struct {
+	*httptest.Server
+	Token string
+
+	mux       *http.ServeMux
+	mu        sync.Mutex
+	droplets  []Droplet
+	failures  []*Failure
+	requests  []Request
+	latency   time.Duration
+	nextID    int
+	remaining int
+}
+
+// NewServer starts a fake closed when the test ends.
+func NewServer(t testing.TB) *Server {
+	t.Helper()
+	s := &Server{Token: DefaultToken, nextID: 3164444, remaining: rateLimit}
+	s.mux = s.routes()
+	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
+	t.Cleanup(s.Close)
+	return s
+}
+
+// Options returns adapter options that reach this fake with its token and
+// millisecond backoffs.
+func (s *Server) Options() adapters.Options {
+	return adapters.Options{
+		Token:      s.Token,
+		BaseURL:    s.URL,
+		Timeout:    5 * time.Second,
+		MinBackoff: time.Millisecond,
+		MaxBackoff: 20 * time.Millisecond,
+	}
+}
+
+// Failure makes matching requests fail. Zero Method or PathPrefix match any.
+type Failure struct {
+	Method     string
+	PathPrefix string
+	Status     int
+	ID         string        // error id; default derived from Status
+	Message    string        // error message
+	RetryAfter string        // Retry-After header value, if any
+	Times      int           // how many requests fail; <= 0 means once
+	Delay      time.Duration // wait before answering (cut short if the client goes away)
+}
+
+// Fail queues a failure; the first queued failure matching a request is used.
+func (s *Server) Fail(f Failure) {
+	if f.Times <= 0 {
+		f.Times = 1
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failures = append(s.failures, &f)
+}
+
+// SetLatency delays every response by d (or until the client gives up).
+func (s *Server) SetLatency(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.latency = d
+}
+
+// Request is one request the fake received.
+type Request struct {
+	Method string
+	Path   string
+	Query  url.Values
+}
+
+// Requests returns the requests received so far.
+func (s *Server) Requests() []Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Request(nil), s.requests...)
+}
+
+// CountRequests returns how many requests had this method and path.
+func (s *Server) CountRequests(method, path string) int {
+	n := 0
+	for _, r := range s.Requests() {
+		if r.Method == method && r.Path == path {
+			n++
+		}
+	}
+	return n
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.Query()})
+	delay := s.latency
+	f := s.takeFailure(r)
+	if s.remaining > 0 {
+		s.remaining--
+	}
+	remaining := s.remaining
+	reqID := "req-" + strconv.Itoa(len(s.requests))
+	s.mu.Unlock()
+	if f != nil {
+		delay += f.Delay
+	}
+	if delay > 0 {
+		t := time.NewTimer(delay)
+		select {
+		case <-r.Context().Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("X-Request-Id", reqID)
+	h.Set("RateLimit-Limit", strconv.Itoa(rateLimit))
+	h.Set("RateLimit-Reset", strconv.FormatInt(time.Now().Add(time.Minute).Unix(), 10))
+	if f != nil {
+		if f.Status == http.StatusTooManyRequests {
+			remaining = 0
+		}
+		h.Set("RateLimit-Remaining", strconv.Itoa(remaining))
+		if f.RetryAfter != "" {
+			h.Set("Retry-After", f.RetryAfter)
+		}
+		writeError(w, f.Status, f.ID, f.Message)
+		return
+	}
+	h.Set("RateLimit-Remaining", strconv.Itoa(remaining))
+	if r.Header.Get("Authorization") != "Bearer "+s.Token {
+		writeError(w, http.StatusUnauthorized, "unauthorized", "Unable to authenticate you")
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// takeFailure pops the first queued failure matching r. Callers hold s.mu.
+func (s *Server) takeFailure(r *http.Request) *Failure {
+	for i, f := range s.failures {
+		if (f.Method == "" || f.Method == r.Method) && strings.HasPrefix(r.URL.Path, f.PathPrefix) {
+			cp := *f
+			if f.Times--; f.Times == 0 {
+				s.failures = append(s.failures[:i], s.failures[i+1:]...)
+			}
+			return &cp
+		}
+	}
+	return nil
+}
+
+func writeError(w http.ResponseWriter, status int, id, msg string) {
+	if id == "" {
+		id = defaultID(status)
+	}
+	if msg == "" {
+		msg = http.StatusText(status)
+	}
+	writeJSON(w, status, map[string]string{"id": id, "message": msg})
+}
+
+func defaultID(status int) string {
+	switch status {
+	case http.StatusTooManyRequests:
+		return "too_many_requests"
+	case http.StatusNotFound:
+		return "not_found"
+	case http.StatusUnauthorized:
+		return "unauthorized"
+	case http.StatusForbidden:
+		return "forbidden"
+	case http.StatusBadRequest:
+		return "bad_request"
+	case http.StatusUnprocessableEntity:
+		return "unprocessable_entity"
+	case http.StatusServiceUnavailable:
+		return "service_unavailable"
+	}
+	return "server_error"
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

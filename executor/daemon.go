@@ -1,0 +1,511 @@
+// Package executor is the heart of opsd: it claims runs lane by lane, runs
+// their five phases (validate, preflight, action, verify, summarize) through a
+// Runbook, streams events in batches, heartbeats its leases, reaps runs whose
+// daemon died, honours cancels, and shuts down in two stages.
+package executor
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	mrand "math/rand/v2"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Config is the daemon's behaviour. Zero values take the documented defaults.
+type Config struct {
+	WorkerID            string        // unique per process; required
+	Lanes               []string      // default A, B, C, D
+	LaneConcurrency     int           // runs in flight per lane; default 4
+	HeartbeatInterval   time.Duration // default 3s (the UI calls a run dead after 10s)
+	StaleAfter          time.Duration // a lease without heartbeat this long is reaped; default 30s
+	ReaperPeriod        time.Duration // default 10s
+	PollInterval        time.Duration // first poll delay when idle; default 1s
+	PollMaxInterval     time.Duration // idle polling backs off up to this; default 10s
+	ShutdownGrace       time.Duration // in-flight runs get this long on shutdown; default 30s
+	PhaseTimeout        time.Duration // default per phase when the runbook sets none; default 15m
+	ApprovalTimeout     time.Duration // default 1h
+	ChattyRowsPerSecond float64       // coalesced log rows per second per run; default 10
+	ArtifactMaxBytes    int           // default 1 MiB
+	IdleExit            time.Duration // exit after this long idle (Fly.io); 0 = never
+	Writer              WriterConfig
+	Redactor            Redactor
+	Notifier            Notifier
+	// NeedsApproval says whether a run must wait for approval before its
+	// action phase; default DefaultApprovalPolicy.
+	NeedsApproval func(*Run) (bool, string)
+}
+
+func (c *Config) defaults() {
+	if len(c.Lanes) == 0 {
+		c.Lanes = []string{"A", "B", "C", "D"}
+	}
+	setDefault(&c.LaneConcurrency, 4)
+	setDefault(&c.HeartbeatInterval, 3*time.Second)
+	setDefault(&c.StaleAfter, 30*time.Second)
+	setDefault(&c.ReaperPeriod, 10*time.Second)
+	setDefault(&c.PollInterval, time.Second)
+	setDefault(&c.PollMaxInterval, 10*time.Second)
+	setDefault(&c.ShutdownGrace, 30*time.Second)
+	setDefault(&c.PhaseTimeout, 15*time.Minute)
+	setDefault(&c.ApprovalTimeout, time.Hour)
+	setDefault(&c.ChattyRowsPerSecond, 10)
+	setDefault(&c.ArtifactMaxBytes, 1<<20)
+	if c.Redactor == nil {
+		c.Redactor = nopRedactor{}
+	}
+	if c.NeedsApproval == nil {
+		c.NeedsApproval = DefaultApprovalPolicy
+	}
+}
+
+func setDefault[T int | float64 | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
+}
+
+// Validate reports the first bad setting, naming it.
+func (c Config) Validate() error {
+	if c.WorkerID == "" {
+		return errors.New("worker id must not be empty")
+	}
+	if c.HeartbeatInterval > 0 && c.StaleAfter > 0 && c.StaleAfter < 2*c.HeartbeatInterval {
+		return fmt.Errorf("stale-after (%s) must be at least twice the heartbeat interval (%s)", c.StaleAfter, c.HeartbeatInterval)
+	}
+	for _, l := range c.Lanes {
+		if l == "" {
+			return errors.New("lanes: empty lane name")
+		}
+	}
+	return nil
+}
+
+// Daemon claims and executes runs. Start it once; Stop it once.
+type Daemon struct {
+	cfg      Config
+	store    Store
+	resolver Resolver
+	log      *zap.Logger
+	metrics  *Metrics
+	writer   *Writer
+
+	wake map[string]chan struct{}
+
+	mu         sync.Mutex
+	inflight   map[string]*execution
+	perLane    map[string]int
+	lastHBOK   time.Time
+	lastHBTry  time.Time
+	lastBusy   time.Time
+	firstClaim time.Time
+
+	runBase    context.Context // parent of every run's context
+	cancelRuns context.CancelCauseFunc
+	stopClaims context.CancelFunc
+	stopBG     context.CancelFunc
+	claimWG    sync.WaitGroup
+	runWG      sync.WaitGroup
+	bgWG       sync.WaitGroup
+	idle       chan struct{}
+	started    time.Time
+}
+
+// New returns a daemon; metrics may be nil (a fresh set is made).
+func New(cfg Config, store Store, resolver Resolver, log *zap.Logger, metrics *Metrics) (*Daemon, error) {
+	cfg.defaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	if metrics == nil {
+		metrics = NewMetrics()
+	}
+	d := &Daemon{cfg: cfg, store: store, resolver: resolver, log: log, metrics: metrics,
+		wake: map[string]chan struct{}{}, inflight: map[string]*execution{}, perLane: map[string]int{},
+		idle: make(chan struct{})}
+	for _, l := range cfg.Lanes {
+		d.wake[l] = make(chan struct{}, 1)
+	}
+	d.writer = NewWriter(store, cfg.Writer, log, metrics)
+	return d, nil
+}
+
+// Metrics returns the daemon's metrics.
+func (d *Daemon) Metrics() *Metrics { return d.metrics }
+
+// WorkerID is the id this daemon claims as.
+func (d *Daemon) WorkerID() string { return d.cfg.WorkerID }
+
+// Start begins claiming, heartbeating and reaping, and returns at once.
+// Cancelling ctx is the hard stop; Stop is the graceful one.
+func (d *Daemon) Start(ctx context.Context) {
+	d.started = time.Now()
+	d.lastHBOK, d.lastBusy, d.lastHBTry = d.started, d.started, d.started
+	d.writer.Start(ctx)
+	d.runBase, d.cancelRuns = context.WithCancelCause(ctx)
+	bg, stopBG := context.WithCancel(ctx)
+	claims, stopClaims := context.WithCancel(ctx)
+	d.stopBG, d.stopClaims = stopBG, stopClaims
+
+	d.goBG(func() { d.heartbeatLoop(bg) })
+	d.goBG(func() { d.reaperLoop(bg) })
+	if d.cfg.IdleExit > 0 {
+		d.goBG(func() { d.idleLoop(bg) })
+	}
+	if ch := d.store.Wakeups(claims); ch != nil {
+		d.goBG(func() {
+			for lane := range ch {
+				d.Wake(lane)
+			}
+		})
+	}
+	for _, lane := range d.cfg.Lanes {
+		d.claimWG.Add(1)
+		go func() {
+			defer d.claimWG.Done()
+			d.claimLoop(claims, lane)
+		}()
+	}
+}
+
+func (d *Daemon) goBG(fn func()) {
+	d.bgWG.Add(1)
+	go func() {
+		defer d.bgWG.Done()
+		fn()
+	}()
+}
+
+// Stop shuts down in two stages: stop claiming and give in-flight runs the
+// shutdown grace; then cancel them (a run before its action phase is
+// released to the queue, one in or after it ends in error). Events are
+// flushed. ctx bounds the whole stop.
+func (d *Daemon) Stop(ctx context.Context) error {
+	d.stopClaims()
+	d.claimWG.Wait()
+	d.log.Info("stopped claiming; waiting for in-flight runs", zap.Int("in_flight", d.InFlight()),
+		zap.Duration("grace", d.cfg.ShutdownGrace))
+	runsDone := make(chan struct{})
+	go func() {
+		d.runWG.Wait()
+		close(runsDone)
+	}()
+	grace := time.NewTimer(d.cfg.ShutdownGrace)
+	defer grace.Stop()
+	select {
+	case <-runsDone:
+	case <-grace.C:
+		d.log.Warn("shutdown grace over; interrupting in-flight runs", zap.Int("in_flight", d.InFlight()))
+		d.cancelRuns(errShutdown)
+	case <-ctx.Done():
+		d.cancelRuns(errShutdown)
+	}
+	<-runsDone
+	d.cancelRuns(errShutdown)
+	d.stopBG()
+	d.bgWG.Wait()
+	return d.writer.Stop(ctx)
+}
+
+// Idle is closed when IdleExit elapsed with nothing in flight and nothing claimed.
+func (d *Daemon) Idle() <-chan struct{} { return d.idle }
+
+// InFlight is the number of runs executing now.
+func (d *Daemon) InFlight() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.inflight)
+}
+
+// FirstClaim is when this daemon first claimed a run (zero before).
+func (d *Daemon) FirstClaim() time.Time {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.firstClaim
+}
+
+// Wake asks the claimer of lane (every lane for "" or an unknown lane) to
+// claim now instead of waiting for its next poll.
+func (d *Daemon) Wake(lane string) {
+	if ch, ok := d.wake[lane]; ok {
+		signal(ch)
+		return
+	}
+	for _, ch := range d.wake {
+		signal(ch)
+	}
+}
+
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// Healthy reports whether heartbeats are succeeding (claiming pauses when not).
+func (d *Daemon) Healthy() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return time.Since(d.lastHBOK) <= d.cfg.StaleAfter/2
+}
+
+func (d *Daemon) claimLoop(ctx context.Context, lane string) {
+	interval := d.cfg.PollInterval
+	for {
+		n, full := d.claimOnce(ctx, lane)
+		if n > 0 && !full {
+			interval = d.cfg.PollInterval
+			continue // more may be waiting
+		}
+		wait := interval
+		if n > 0 {
+			interval, wait = d.cfg.PollInterval, d.cfg.PollInterval
+		} else {
+			interval = min(interval*2, d.cfg.PollMaxInterval) // back off while idle
+		}
+		t := time.NewTimer(jitter(wait))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-d.wake[lane]:
+			interval = d.cfg.PollInterval
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+func (d *Daemon) claimOnce(ctx context.Context, lane string) (int, bool) {
+	if ctx.Err() != nil || !d.Healthy() {
+		return 0, false
+	}
+	d.mu.Lock()
+	free := d.cfg.LaneConcurrency - d.perLane[lane]
+	d.mu.Unlock()
+	if free <= 0 {
+		return 0, true
+	}
+	// A claim in flight when shutdown starts is allowed to complete, so its
+	// runs are started (and then released) rather than left claimed by nobody.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	runs, err := d.store.ClaimRuns(cctx, ClaimRequest{Worker: d.cfg.WorkerID, Lane: lane, Limit: free, Token: newUUID()})
+	if err != nil {
+		d.metrics.StoreErrors.WithLabelValues(errorKind(err)).Inc()
+		d.log.Warn("claim failed", zap.String("lane", lane), zap.Error(err))
+		return 0, false
+	}
+	for _, r := range runs {
+		d.startRun(r)
+	}
+	return len(runs), len(runs) >= free
+}
+
+func (d *Daemon) startRun(run *Run) {
+	ctx, cancel := context.WithCancelCause(d.runBase)
+	if run.TimeoutSeconds != nil && *run.TimeoutSeconds > 0 {
+		var stop context.CancelFunc
+		ctx, stop = context.WithTimeoutCause(ctx, time.Duration(*run.TimeoutSeconds)*time.Second, errRunTimeout)
+		prev := cancel
+		cancel = func(cause error) { prev(cause); stop() }
+	}
+	x := &execution{d: d, run: run, ctx: ctx, cancel: cancel, started: time.Now(), approved: make(chan struct{}),
+		lease: Lease{RunID: run.ID, Worker: d.cfg.WorkerID, Attempt: run.Attempt}}
+	x.emitter = d.writer.NewEmitter(ctx, run.ID, run.NextSeq, d.cfg.ChattyRowsPerSecond, d.cfg.Redactor)
+	x.rc = &RunContext{Run: run, Inputs: MergeInputs(run), emitter: x.emitter, store: d.store,
+		redact: d.cfg.Redactor, maxArtifact: d.cfg.ArtifactMaxBytes}
+	if run.ApprovedAt != nil {
+		x.approve()
+	}
+	d.mu.Lock()
+	d.inflight[run.ID] = x
+	d.perLane[run.Lane]++
+	d.lastBusy = time.Now()
+	if d.firstClaim.IsZero() {
+		d.firstClaim = d.lastBusy
+	}
+	d.mu.Unlock()
+	d.metrics.RunsClaimed.WithLabelValues(run.Lane).Inc()
+	d.metrics.InFlight.WithLabelValues(run.Lane).Inc()
+	d.runWG.Add(1)
+	go func() {
+		defer d.runWG.Done()
+		defer func() {
+			cancel(nil)
+			d.mu.Lock()
+			delete(d.inflight, run.ID)
+			d.perLane[run.Lane]--
+			d.lastBusy = time.Now()
+			d.mu.Unlock()
+			d.metrics.InFlight.WithLabelValues(run.Lane).Dec()
+			d.Wake(run.Lane) // a slot is free, and the session's next run may be claimable
+		}()
+		x.execute()
+	}()
+}
+
+func (d *Daemon) heartbeatLoop(ctx context.Context) {
+	t := time.NewTicker(d.cfg.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			d.heartbeatOnce(ctx)
+		}
+	}
+}
+
+func (d *Daemon) heartbeatOnce(ctx context.Context) {
+	d.mu.Lock()
+	leases := make([]Lease, 0, len(d.inflight))
+	for _, x := range d.inflight {
+		leases = append(leases, x.lease)
+	}
+	d.mu.Unlock()
+	hctx, cancel := context.WithTimeout(ctx, max(d.cfg.HeartbeatInterval, time.Second))
+	defer cancel()
+	var states []LeaseState
+	var err error
+	if len(leases) > 0 {
+		states, err = d.store.Heartbeat(hctx, d.cfg.WorkerID, leases)
+	} else {
+		err = d.store.Ping(hctx)
+	}
+	d.mu.Lock()
+	d.lastHBTry = time.Now()
+	if err == nil {
+		d.lastHBOK = d.lastHBTry
+	}
+	lag := time.Since(d.lastHBOK)
+	d.mu.Unlock()
+	d.metrics.HeartbeatLag.Set(lag.Seconds())
+	if err != nil {
+		if ctx.Err() == nil {
+			d.metrics.StoreErrors.WithLabelValues(errorKind(err)).Inc()
+			d.log.Warn("heartbeat failed", zap.Int("runs", len(leases)), zap.Duration("since_last_ok", lag), zap.Error(err))
+		}
+		return
+	}
+	for _, s := range states {
+		d.mu.Lock()
+		x := d.inflight[s.RunID]
+		d.mu.Unlock()
+		if x == nil {
+			continue
+		}
+		switch s.State {
+		case LeaseCanceled:
+			x.cancel(errCanceledByOperator)
+		case LeaseLost:
+			x.cancel(errLeaseLost)
+		default:
+			if s.Approved {
+				x.approve()
+			}
+		}
+	}
+}
+
+func (d *Daemon) reaperLoop(ctx context.Context) {
+	for {
+		t := time.NewTimer(jitter(d.cfg.ReaperPeriod))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		res, err := d.store.ReapStale(rctx, d.cfg.StaleAfter)
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				d.metrics.StoreErrors.WithLabelValues(errorKind(err)).Inc()
+				d.log.Warn("reap stale runs failed", zap.Error(err))
+			}
+			continue
+		}
+		for _, r := range res {
+			d.metrics.RunsReaped.WithLabelValues(r.Action).Inc()
+			d.log.Warn("reaped a stale run", zap.String("run_id", r.RunID), zap.String("action", r.Action),
+				zap.String("phase", r.Phase), zap.String("lost_worker", r.Worker))
+		}
+		if len(res) > 0 {
+			d.Wake("")
+		}
+	}
+}
+
+func (d *Daemon) idleLoop(ctx context.Context) {
+	t := time.NewTicker(min(time.Second, d.cfg.IdleExit/2))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			d.mu.Lock()
+			idle := len(d.inflight) == 0 && time.Since(d.lastBusy) >= d.cfg.IdleExit
+			d.mu.Unlock()
+			if idle {
+				close(d.idle)
+				return
+			}
+		}
+	}
+}
+
+// retryStore retries fn while it fails with a transient error, for up to
+// half of stale-after (after that the reaper settles the run).
+func (d *Daemon) retryStore(ctx context.Context, fn func(context.Context) (bool, error)) (bool, error) {
+	deadline := time.Now().Add(d.cfg.StaleAfter / 2)
+	delay := 50 * time.Millisecond
+	for {
+		ok, err := fn(ctx)
+		if err == nil || !Retryable(err) || time.Now().After(deadline) || ctx.Err() != nil {
+			return ok, err
+		}
+		d.metrics.StoreErrors.WithLabelValues(errorKind(err)).Inc()
+		select {
+		case <-time.After(jitter(delay)):
+		case <-ctx.Done():
+			return false, context.Cause(ctx)
+		}
+		delay = min(delay*2, 2*time.Second)
+	}
+}
+
+// jitter spreads d over [d/2, 3d/2) so daemons don't poll in lockstep.
+func jitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	return d/2 + time.Duration(mrand.Int64N(int64(d)))
+}
+
+func newUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// Alive reports whether the daemon's loops make progress (the heartbeat loop
+// ran recently), for the systemd watchdog.
+func (d *Daemon) Alive() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return time.Since(d.lastHBTry) <= 3*d.cfg.HeartbeatInterval+5*time.Second
+}

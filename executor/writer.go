@@ -1,0 +1,334 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+var errWriterStopped = errors.New("event writer stopped")
+
+// WriterConfig tunes the shared event writer.
+type WriterConfig struct {
+	FlushInterval time.Duration // longest a row waits before it is written; default 50ms
+	BatchSize     int           // rows per insert; default 500
+	BufferSize    int           // rows held while the store is slow or down; default 20,000
+	RetryMin      time.Duration // first retry delay of a failed batch; default 100ms
+	RetryMax      time.Duration // longest retry delay; default 5s
+}
+
+func (c *WriterConfig) defaults() {
+	if c.FlushInterval <= 0 {
+		c.FlushInterval = 50 * time.Millisecond
+	}
+	if c.BatchSize <= 0 {
+		c.BatchSize = 500
+	}
+	if c.BufferSize <= 0 {
+		c.BufferSize = 20000
+	}
+	if c.RetryMin <= 0 {
+		c.RetryMin = 100 * time.Millisecond
+	}
+	if c.RetryMax <= 0 {
+		c.RetryMax = 5 * time.Second
+	}
+}
+
+// item is what the writer queue carries: an event row, a step row, or a
+// barrier that is released once everything queued before it is written.
+type item struct {
+	event   *Event
+	step    *Step
+	barrier chan struct{}
+}
+
+// Writer batches event and step rows of all runs into few inserts. Rows of
+// one run keep their order; a failed batch is retried (idempotently, by
+// (run_id, seq) and (run_id, idx)) until it is written, while the bounded
+// queue applies back-pressure to the runs instead of dropping anything.
+type Writer struct {
+	store   Store
+	cfg     WriterConfig
+	log     *zap.Logger
+	metrics *Metrics
+
+	queue  chan item
+	done   chan struct{}
+	stop   context.CancelFunc
+	ctx    context.Context
+	mu     sync.RWMutex // guards closed against sends on a closed queue
+	closed bool
+}
+
+// NewWriter returns a writer; call Start before use and Stop to flush.
+func NewWriter(store Store, cfg WriterConfig, log *zap.Logger, m *Metrics) *Writer {
+	cfg.defaults()
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return &Writer{store: store, cfg: cfg, log: log, metrics: m,
+		queue: make(chan item, cfg.BufferSize), done: make(chan struct{})}
+}
+
+// Start runs the flush loop until Stop. ctx is the hard stop: when it is
+// cancelled, rows still queued are abandoned.
+func (w *Writer) Start(ctx context.Context) {
+	w.ctx, w.stop = context.WithCancel(ctx)
+	go w.loop()
+}
+
+// Stop flushes everything queued so far and stops the loop; it gives up
+// when ctx ends.
+func (w *Writer) Stop(ctx context.Context) error {
+	w.mu.Lock()
+	if !w.closed {
+		w.closed = true
+		close(w.queue)
+	}
+	w.mu.Unlock()
+	select {
+	case <-w.done:
+		return nil
+	case <-ctx.Done():
+		w.stop()
+		<-w.done
+		return ctx.Err()
+	}
+}
+
+// enqueue blocks while the queue is full (back-pressure) until ctx ends.
+func (w *Writer) enqueue(ctx context.Context, it item) error {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	if w.closed {
+		return errWriterStopped
+	}
+	select {
+	case w.queue <- it:
+		return nil
+	default:
+	}
+	if w.metrics != nil {
+		w.metrics.WriterBackpressure.Inc()
+	}
+	select {
+	case w.queue <- it:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+// Sync returns once every row queued before the call is in the store.
+func (w *Writer) Sync(ctx context.Context) error {
+	b := make(chan struct{})
+	if err := w.enqueue(ctx, item{barrier: b}); err != nil {
+		return err
+	}
+	select {
+	case <-b:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	case <-w.done:
+		select {
+		case <-b:
+			return nil
+		default:
+			return errWriterStopped
+		}
+	}
+}
+
+func (w *Writer) loop() {
+	defer close(w.done)
+	defer w.stop()
+	var (
+		events   []Event
+		steps    []Step
+		barriers []chan struct{}
+		oldest   time.Time
+		timer    = time.NewTimer(time.Hour)
+	)
+	timer.Stop()
+	flush := func() {
+		if len(events) > 0 || len(steps) > 0 {
+			w.write(events, steps, oldest)
+		}
+		for _, b := range barriers {
+			close(b)
+		}
+		events, steps, barriers = events[:0], steps[:0], barriers[:0]
+		oldest = time.Time{}
+	}
+	for {
+		select {
+		case it, ok := <-w.queue:
+			if !ok {
+				flush()
+				return
+			}
+			switch {
+			case it.event != nil:
+				events = append(events, *it.event)
+			case it.step != nil:
+				steps = append(steps, *it.step)
+			case it.barrier != nil:
+				barriers = append(barriers, it.barrier)
+			}
+			if oldest.IsZero() {
+				oldest = time.Now()
+				timer.Reset(w.cfg.FlushInterval)
+			}
+			// A barrier or a full batch flushes now; otherwise keep
+			// collecting until the flush interval is up.
+			if it.barrier != nil || len(events)+len(steps) >= w.cfg.BatchSize {
+				w.drainReady(&events, &steps, &barriers)
+				flush()
+				timer.Stop()
+			}
+		case <-timer.C:
+			w.drainReady(&events, &steps, &barriers)
+			flush()
+		case <-w.ctx.Done():
+			for _, b := range barriers {
+				close(b)
+			}
+			return
+		}
+	}
+}
+
+// drainReady takes what is already queued (without waiting) up to a batch,
+// so one insert carries as much as is available.
+func (w *Writer) drainReady(events *[]Event, steps *[]Step, barriers *[]chan struct{}) {
+	for len(*events)+len(*steps) < w.cfg.BatchSize {
+		select {
+		case it, ok := <-w.queue:
+			if !ok {
+				return
+			}
+			switch {
+			case it.event != nil:
+				*events = append(*events, *it.event)
+			case it.step != nil:
+				*steps = append(*steps, *it.step)
+			case it.barrier != nil:
+				*barriers = append(*barriers, it.barrier)
+			}
+		default:
+			return
+		}
+	}
+}
+
+// write inserts one batch, retrying transient failures with jittered backoff
+// until it succeeds or the writer is hard-stopped. Retrying is safe: both
+// inserts are idempotent. A permanent failure (a row the database rejects)
+// is narrowed down by halving the batch, so only the bad row is dropped, and
+// loudly, while the rest of the batch is stored.
+func (w *Writer) write(events []Event, steps []Step, oldest time.Time) {
+	steps = lastStepPerIdx(steps)
+	w.writeEvents(events)
+	w.writeSteps(steps)
+	if w.metrics != nil {
+		w.metrics.EventRows.Add(float64(len(events)))
+		w.metrics.FlushLatency.Observe(time.Since(oldest).Seconds())
+	}
+}
+
+func (w *Writer) writeEvents(events []Event) {
+	if len(events) == 0 {
+		return
+	}
+	err := w.retry("events", func(ctx context.Context) error { return w.store.AppendEvents(ctx, events) })
+	if err == nil || w.ctx.Err() != nil {
+		return
+	}
+	if len(events) == 1 {
+		w.log.Error("event rejected by the database; dropped", zap.String("run_id", events[0].RunID),
+			zap.Int("seq", events[0].Seq), zap.Error(err))
+		return
+	}
+	half := len(events) / 2
+	w.writeEvents(events[:half])
+	w.writeEvents(events[half:])
+}
+
+func (w *Writer) writeSteps(steps []Step) {
+	if len(steps) == 0 {
+		return
+	}
+	err := w.retry("steps", func(ctx context.Context) error { return w.store.UpsertSteps(ctx, steps) })
+	if err == nil || w.ctx.Err() != nil {
+		return
+	}
+	if len(steps) == 1 {
+		w.log.Error("run step rejected by the database; dropped", zap.String("run_id", steps[0].RunID),
+			zap.Int("idx", steps[0].Idx), zap.Error(err))
+		return
+	}
+	half := len(steps) / 2
+	w.writeSteps(steps[:half])
+	w.writeSteps(steps[half:])
+}
+
+// retry calls fn until it succeeds, fails permanently (returned), or the
+// writer is hard-stopped.
+func (w *Writer) retry(what string, fn func(ctx context.Context) error) error {
+	delay := w.cfg.RetryMin
+	for attempt := 1; ; attempt++ {
+		ctx, cancel := context.WithTimeout(w.ctx, 30*time.Second)
+		err := fn(ctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if w.metrics != nil {
+			w.metrics.StoreErrors.WithLabelValues(errorKind(err)).Inc()
+		}
+		if w.ctx.Err() != nil {
+			w.log.Warn("event writer stopped with rows unwritten", zap.String("rows", what))
+			return err
+		}
+		if !Retryable(err) && !errors.Is(err, context.DeadlineExceeded) {
+			return err
+		}
+		w.log.Warn("write "+what+" failed; retrying", zap.Int("attempt", attempt), zap.Error(err))
+		select {
+		case <-time.After(jitter(delay)):
+		case <-w.ctx.Done():
+		}
+		delay = min(delay*2, w.cfg.RetryMax)
+	}
+}
+
+// lastStepPerIdx keeps the newest row of each (run_id, idx): one upsert may
+// not touch a row twice, and the newest state is the one that matters.
+func lastStepPerIdx(steps []Step) []Step {
+	if len(steps) < 2 {
+		return steps
+	}
+	type key struct {
+		run string
+		idx int
+	}
+	last := make(map[key]int, len(steps))
+	for i, s := range steps {
+		last[key{s.RunID, s.Idx}] = i
+	}
+	if len(last) == len(steps) {
+		return steps
+	}
+	out := make([]Step, 0, len(last))
+	for i, s := range steps {
+		if last[key{s.RunID, s.Idx}] == i {
+			out = append(out, s)
+		}
+	}
+	return out
+}

@@ -1,0 +1,76 @@
+// Package runbooks holds what runs do: the five kinds (deploy, healthcheck,
+// spec, incident, schema_sync), the template DSL of run_templates with its
+// system and tool actions, and the resolver that picks one for a run.
+package runbooks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/opscontrolroom/opsd/executor"
+)
+
+// KindFunc builds the runbook of one kind for a run.
+type KindFunc func(run *executor.Run) executor.Runbook
+
+// Resolver picks a run's runbook: its template when template_id is set,
+// otherwise the runbook of its kind.
+type Resolver struct {
+	Store executor.Store
+	Tools Tools
+	Kinds map[string]KindFunc
+
+	mu    sync.Mutex
+	cache map[string]cachedTemplate
+}
+
+type cachedTemplate struct {
+	tpl *executor.Template
+	at  time.Time
+}
+
+// templateTTL is how long a loaded template is reused; edits show up after it.
+const templateTTL = 10 * time.Second
+
+var _ executor.Resolver = (*Resolver)(nil)
+
+// Resolve implements executor.Resolver.
+func (r *Resolver) Resolve(ctx context.Context, run *executor.Run) (executor.Runbook, error) {
+	if run.TemplateID != nil && *run.TemplateID != "" {
+		tpl, err := r.template(ctx, *run.TemplateID)
+		if err != nil {
+			return nil, err
+		}
+		return &TemplateRunbook{Source: tpl, Tools: r.Tools}, nil
+	}
+	if k, ok := r.Kinds[run.Kind]; ok {
+		return k(run), nil
+	}
+	return nil, fmt.Errorf("%w: no runbook for kind %q", executor.ErrValidation, run.Kind)
+}
+
+func (r *Resolver) template(ctx context.Context, id string) (*executor.Template, error) {
+	r.mu.Lock()
+	c, ok := r.cache[id]
+	r.mu.Unlock()
+	if ok && time.Since(c.at) < templateTTL {
+		return c.tpl, nil
+	}
+	tpl, err := r.Store.GetTemplate(ctx, id)
+	if errors.Is(err, executor.ErrNotFound) {
+		return nil, fmt.Errorf("%w: template %s does not exist", executor.ErrValidation, id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load template %s: %w", id, err)
+	}
+	r.mu.Lock()
+	if r.cache == nil {
+		r.cache = map[string]cachedTemplate{}
+	}
+	r.cache[id] = cachedTemplate{tpl: tpl, at: time.Now()}
+	r.mu.Unlock()
+	return tpl, nil
+}
