@@ -1,0 +1,632 @@
+package supabase
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/zap"
+
+	"github.com/opscontrolroom/opsd/executor"
+)
+
+var _ executor.Store = (*PGStore)(nil)
+
+// PGConfig configures a PGStore.
+type PGConfig struct {
+	// URL is a PostgreSQL connection string (URL or key=value), e.g. the
+	// project's direct connection or its session pooler (port 5432).
+	// Environment: OPSD_DATABASE_URL / DATABASE_URL (read by the caller).
+	//
+	// Supabase's transaction pooler (port 6543) hands each transaction to
+	// any server connection: it cannot LISTEN and does not keep named
+	// prepared statements. On port 6543, unless the URL sets
+	// default_query_exec_mode itself, the store uses "cache_describe"
+	// (unnamed statements, one round trip once a statement's types are
+	// cached; "simple_protocol" works too) and Wakeups returns nil, so the
+	// daemon polls.
+	URL string
+	// MaxConns caps the pool. Default 10. Environment: OPSD_DB_MAX_CONNS.
+	MaxConns int32
+	// Logger receives the listener's reconnects. Default: no logging.
+	Logger *zap.Logger
+}
+
+// Application names, visible in pg_stat_activity.
+const (
+	pgAppName       = "opsd"
+	pgListenAppName = "opsd-listen"
+	// transactionPoolerPort is Supabase's transaction-mode pooler.
+	transactionPoolerPort = 6543
+)
+
+// PGStore is the executor.Store over a direct PostgreSQL connection (pgxpool).
+// It calls the SQL functions of the migrations and pushes wakeups from
+// LISTEN opsd_wake.
+type PGStore struct {
+	pool      *pgxpool.Pool
+	listenCfg *pgx.ConnConfig // nil when the connection cannot LISTEN
+	log       *zap.Logger
+
+	mu        sync.Mutex
+	closed    bool
+	stopCtx   context.Context // cancelled by Close: listeners stop
+	stopAll   context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// NewPGStore opens a pool and checks that the database answers.
+func NewPGStore(ctx context.Context, cfg PGConfig) (*PGStore, error) {
+	pcfg, err := pgxpool.ParseConfig(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("parse database URL: %w", errors.New(redactParseError(err)))
+	}
+	pcfg.MaxConns = cfg.MaxConns
+	if pcfg.MaxConns <= 0 {
+		pcfg.MaxConns = 10
+	}
+	if _, ok := pcfg.ConnConfig.RuntimeParams["application_name"]; !ok {
+		pcfg.ConnConfig.RuntimeParams["application_name"] = pgAppName
+	}
+	// A cancelled context sends the server a cancel request, so a call
+	// cancelled while it waits on a lock is aborted on the server too (a
+	// claim never commits after its caller gave up) and the connection
+	// stays usable. The socket deadline is the fallback when the server
+	// does not answer.
+	pcfg.ConnConfig.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
+		return &pgconn.CancelRequestContextWatcherHandler{Conn: c, DeadlineDelay: 2 * time.Second}
+	}
+
+	s := &PGStore{log: cfg.Logger}
+	s.stopCtx, s.stopAll = context.WithCancel(context.Background())
+	if s.log == nil {
+		s.log = zap.NewNop()
+	}
+	if pcfg.ConnConfig.Port == transactionPoolerPort {
+		if !strings.Contains(cfg.URL, "default_query_exec_mode") {
+			pcfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeCacheDescribe
+		}
+	} else {
+		s.listenCfg = pcfg.ConnConfig.Copy()
+		s.listenCfg.RuntimeParams["application_name"] = pgListenAppName
+		// The listener waits with a timeout to check its connection when
+		// idle; a cancel request there would only disturb the server. A
+		// socket deadline interrupts the wait and keeps the connection.
+		s.listenCfg.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
+			return &pgconn.DeadlineContextWatcherHandler{Conn: c.Conn()}
+		}
+	}
+
+	s.pool, err = pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		s.stopAll()
+		return nil, pgError(ctx, "open database pool", err)
+	}
+	if err := s.Ping(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// redactParseError keeps the reason a connection string was refused and drops
+// the string itself, which may hold a password (url.Error quotes it whole).
+func redactParseError(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return "invalid connection string: " + ue.Err.Error()
+	}
+	var pe *pgconn.ParseConfigError
+	if errors.As(err, &pe) && pe.Unwrap() != nil {
+		return "invalid connection string: " + pe.Unwrap().Error()
+	}
+	return "invalid connection string"
+}
+
+// Close stops the listeners, waits for them and closes the pool.
+func (s *PGStore) Close() {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		s.stopAll()
+		s.mu.Unlock()
+		s.wg.Wait()
+		s.pool.Close()
+	})
+}
+
+// Pool is the store's connection pool (for the operator CLI's extras).
+func (s *PGStore) Pool() *pgxpool.Pool { return s.pool }
+
+// ClaimRuns claims up to req.Limit runs of req.Lane through claim_run.
+func (s *PGStore) ClaimRuns(ctx context.Context, req executor.ClaimRequest) ([]*executor.Run, error) {
+	rows, err := s.pool.Query(ctx, `SELECT public.claim_run($1, $2, $3, $4::uuid)`,
+		req.Worker, req.Lane, req.Limit, nullString(req.Token))
+	if err != nil {
+		return nil, pgError(ctx, "claim_run lane "+req.Lane, err)
+	}
+	runs, err := collectRuns(rows)
+	if err != nil {
+		return nil, pgError(ctx, "claim_run lane "+req.Lane, err)
+	}
+	return runs, nil
+}
+
+// Heartbeat renews every lease of worker in one call; states come back in
+// the order of leases.
+func (s *PGStore) Heartbeat(ctx context.Context, worker string, leases []executor.Lease) ([]executor.LeaseState, error) {
+	if len(leases) == 0 {
+		return nil, nil
+	}
+	ids := make([]pgtype.UUID, len(leases))
+	attempts := make([]int32, len(leases))
+	for i, l := range leases {
+		u, err := parseUUID("heartbeat_runs", l.RunID)
+		if err != nil {
+			return nil, err
+		}
+		ids[i], attempts[i] = u, int32(l.Attempt)
+	}
+	rows, err := s.pool.Query(ctx, `SELECT run_id, state, approved FROM public.heartbeat_runs($1, $2, $3)`,
+		worker, ids, attempts)
+	if err != nil {
+		return nil, pgError(ctx, "heartbeat_runs", err)
+	}
+	byID := make(map[[16]byte]executor.LeaseState, len(leases))
+	var (
+		id       pgtype.UUID
+		state    string
+		approved bool
+	)
+	_, err = pgx.ForEachRow(rows, []any{&id, &state, &approved}, func() error {
+		byID[id.Bytes] = executor.LeaseState{RunID: uuidString(id), State: state, Approved: approved}
+		return nil
+	})
+	if err != nil {
+		return nil, pgError(ctx, "heartbeat_runs", err)
+	}
+	out := make([]executor.LeaseState, len(leases))
+	for i, u := range ids {
+		ls, ok := byID[u.Bytes]
+		if !ok {
+			ls = executor.LeaseState{RunID: uuidString(u), State: executor.LeaseLost}
+		}
+		out[i] = ls
+	}
+	return out, nil
+}
+
+// SetPhase records the current phase of a leased run.
+func (s *PGStore) SetPhase(ctx context.Context, lease executor.Lease, phase string) (bool, error) {
+	return s.queryBool(ctx, "set_run_phase "+phase, `SELECT public.set_run_phase($1, $2, $3, $4)`,
+		lease.RunID, lease.Worker, lease.Attempt, phase)
+}
+
+// FinishRun is the fenced terminal write.
+func (s *PGStore) FinishRun(ctx context.Context, f executor.Finish) (bool, error) {
+	return s.queryBool(ctx, "finish_run", `SELECT public.finish_run($1, $2, $3, $4, $5, $6)`,
+		f.RunID, f.Worker, f.Attempt, f.Status, nullString(f.ErrorMessage), nullJSON(f.Output))
+}
+
+// ReleaseRun puts a leased run back to queued.
+func (s *PGStore) ReleaseRun(ctx context.Context, lease executor.Lease, reason string) (bool, error) {
+	return s.queryBool(ctx, "release_run", `SELECT public.release_run($1, $2, $3, $4)`,
+		lease.RunID, lease.Worker, lease.Attempt, nullString(reason))
+}
+
+// ReapStale acts on runs whose heartbeat is older than staleAfter (whole
+// seconds, rounded up, at least 1).
+func (s *PGStore) ReapStale(ctx context.Context, staleAfter time.Duration) ([]executor.ReapResult, error) {
+	secs := int32(math.Min(math.Ceil(staleAfter.Seconds()), math.MaxInt32))
+	if secs < 1 {
+		secs = 1
+	}
+	rows, err := s.pool.Query(ctx, `SELECT run_id::text, action, phase, coalesce(worker, '') FROM public.reap_stale_runs($1)`, secs)
+	if err != nil {
+		return nil, pgError(ctx, "reap_stale_runs", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (executor.ReapResult, error) {
+		var rr executor.ReapResult
+		err := r.Scan(&rr.RunID, &rr.Action, &rr.Phase, &rr.Worker)
+		return rr, err
+	})
+	if err != nil {
+		return nil, pgError(ctx, "reap_stale_runs", err)
+	}
+	return out, nil
+}
+
+// SubmitRun inserts a queued run the way the frontend does: only the columns
+// of NewRun; status, claim columns and created_by keep their defaults.
+func (s *PGStore) SubmitRun(ctx context.Context, r executor.NewRun) (*executor.Run, error) {
+	var priority *int32
+	if r.Priority != nil {
+		p := int32(*r.Priority)
+		priority = &p
+	}
+	var timeout *int32
+	if r.TimeoutSeconds != nil {
+		t := int32(*r.TimeoutSeconds)
+		timeout = &t
+	}
+	row := s.pool.QueryRow(ctx, `
+		INSERT INTO public.runs AS r (env, kind, plan, intent, template_id, input, session_id, lane, priority, dry_run, timeout_seconds)
+		VALUES ($1, $2, $3, $4, $5::uuid, coalesce($6, '{}'::jsonb), $7::uuid, coalesce($8, 'A'), coalesce($9, 100), $10, $11)
+		RETURNING `+runJSON,
+		r.Env, r.Kind, nullJSON(r.Plan), r.Intent, r.TemplateID, nullJSON(r.Input), r.SessionID,
+		nullString(r.Lane), priority, r.DryRun, timeout)
+	run, err := scanRun(row)
+	if err != nil {
+		return nil, pgError(ctx, "submit run", err)
+	}
+	return run, nil
+}
+
+// GetRun loads one run; ErrNotFound when there is none.
+func (s *PGStore) GetRun(ctx context.Context, id string) (*executor.Run, error) {
+	run, err := scanRun(s.pool.QueryRow(ctx, `SELECT `+runJSON+` FROM public.runs r WHERE r.id = $1`, id))
+	if err != nil {
+		err = pgError(ctx, "get run "+id, err)
+		var se *executor.StoreError
+		if errors.As(err, &se) && errors.Is(se.Kind, executor.ErrNotFound) {
+			se.Message = fmt.Sprintf("run %s not found", id)
+		}
+		return nil, err
+	}
+	return run, nil
+}
+
+// ListRuns lists runs newest first. Empty Statuses means all; Limit <= 0
+// means no limit.
+func (s *PGStore) ListRuns(ctx context.Context, f executor.RunFilter) ([]*executor.Run, error) {
+	var statuses []string
+	if len(f.Statuses) > 0 {
+		statuses = f.Statuses
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+runJSON+` FROM public.runs r
+		WHERE $1::text[] IS NULL OR r.status = ANY ($1)
+		ORDER BY r.created_at DESC, r.id DESC LIMIT $2`, statuses, limitArg(f.Limit))
+	if err != nil {
+		return nil, pgError(ctx, "list runs", err)
+	}
+	runs, err := collectRuns(rows)
+	if err != nil {
+		return nil, pgError(ctx, "list runs", err)
+	}
+	return runs, nil
+}
+
+// LaneCounts reports queued and running runs per lane (opsd_lane_counts).
+func (s *PGStore) LaneCounts(ctx context.Context) ([]executor.LaneCount, error) {
+	rows, err := s.pool.Query(ctx, `SELECT lane, queued, running FROM public.opsd_lane_counts()`)
+	if err != nil {
+		return nil, pgError(ctx, "opsd_lane_counts", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (executor.LaneCount, error) {
+		var lc executor.LaneCount
+		err := r.Scan(&lc.Lane, &lc.Queued, &lc.Running)
+		return lc, err
+	})
+	if err != nil {
+		return nil, pgError(ctx, "opsd_lane_counts", err)
+	}
+	return out, nil
+}
+
+// CancelRun cancels a queued or running run (cancel_run); false when it was
+// already terminal or does not exist.
+func (s *PGStore) CancelRun(ctx context.Context, id string) (bool, error) {
+	return s.queryBool(ctx, "cancel_run "+id, `SELECT public.cancel_run($1)`, id)
+}
+
+// ApproveRun approves a run waiting before its action phase (approve_run).
+func (s *PGStore) ApproveRun(ctx context.Context, id, approver string) (bool, error) {
+	return s.queryBool(ctx, "approve_run "+id, `SELECT public.approve_run($1, $2)`, id, approver)
+}
+
+// SchemaVersion is the newest applied opsd migration ("" when none is).
+func (s *PGStore) SchemaVersion(ctx context.Context) (string, error) {
+	var v *string
+	if err := s.pool.QueryRow(ctx, `SELECT public.opsd_schema_version()`).Scan(&v); err != nil {
+		return "", pgError(ctx, "opsd_schema_version", err)
+	}
+	if v == nil {
+		return "", nil
+	}
+	return *v, nil
+}
+
+// Ping checks connectivity through the ping() function.
+func (s *PGStore) Ping(ctx context.Context) error {
+	var pong string
+	if err := s.pool.QueryRow(ctx, `SELECT public.ping()`).Scan(&pong); err != nil {
+		return pgError(ctx, "ping", err)
+	}
+	if pong != "pong" {
+		return &executor.StoreError{Kind: executor.ErrInvalidInput, Op: "ping", Message: fmt.Sprintf("ping() answered %q", pong)}
+	}
+	return nil
+}
+
+func (s *PGStore) queryBool(ctx context.Context, op, sql string, args ...any) (bool, error) {
+	var ok bool
+	if err := s.pool.QueryRow(ctx, sql, args...).Scan(&ok); err != nil {
+		return false, pgError(ctx, op, err)
+	}
+	return ok, nil
+}
+
+// runJSON selects a run (aliased r) as the JSON claim_run returns, so one
+// decoder serves claims and reads alike.
+const runJSON = `to_jsonb(r) - 'claim_token'`
+
+func scanRun(row pgx.Row) (*executor.Run, error) {
+	var b []byte
+	if err := row.Scan(&b); err != nil {
+		return nil, err
+	}
+	return decodeRun(b)
+}
+
+func collectRuns(rows pgx.Rows) ([]*executor.Run, error) {
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (*executor.Run, error) { return scanRun(r) })
+}
+
+func decodeRun(b []byte) (*executor.Run, error) {
+	run := new(executor.Run)
+	if err := json.Unmarshal(b, run); err != nil {
+		return nil, fmt.Errorf("decode run: %w", err)
+	}
+	// encoding/json keeps a JSON null as the bytes "null" in a RawMessage;
+	// an absent value is nil everywhere else.
+	run.Plan, run.Input, run.Output = nilIfNull(run.Plan), nilIfNull(run.Input), nilIfNull(run.Output)
+	return run, nil
+}
+
+func nilIfNull(m json.RawMessage) json.RawMessage {
+	if len(m) == 0 || string(m) == "null" {
+		return nil
+	}
+	return m
+}
+
+// nullString is NULL for "".
+func nullString(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// nullJSON is NULL for an empty or null document; otherwise the raw JSON,
+// sent as text and parsed by the server.
+func nullJSON(m json.RawMessage) *string {
+	if len(m) == 0 || string(m) == "null" {
+		return nil
+	}
+	s := string(m)
+	return &s
+}
+
+// jsonText is a JSON document for a jsonb array element; NULL when empty or null.
+func jsonText(m json.RawMessage) pgtype.Text {
+	m = nilIfNull(m)
+	return pgtype.Text{String: string(m), Valid: m != nil}
+}
+
+func limitArg(n int) *int64 {
+	if n <= 0 {
+		return nil
+	}
+	v := int64(n)
+	return &v
+}
+
+func parseUUID(op, s string) (pgtype.UUID, error) {
+	var u pgtype.UUID
+	if err := u.Scan(s); err != nil {
+		return u, invalidInput(op, "invalid uuid %q", s)
+	}
+	return u, nil
+}
+
+func uuidString(u pgtype.UUID) string {
+	b := u.Bytes
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// appendEventsSQL writes a whole batch in one statement and one round trip.
+// ON CONFLICT (run_id, seq) DO NOTHING makes a retried batch a no-op; COPY
+// would need a temporary table for that (see BenchmarkAppendEvents).
+const appendEventsSQL = `
+INSERT INTO public.run_events (run_id, seq, ts, level, source, message, data, phase)
+SELECT e.run_id, e.seq, coalesce(e.ts, now()), e.level, e.source, e.message, e.data, e.phase
+  FROM unnest($1::uuid[], $2::int[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::jsonb[], $8::text[])
+       AS e (run_id, seq, ts, level, source, message, data, phase)
+ON CONFLICT (run_id, seq) DO NOTHING`
+
+// AppendEvents inserts a batch; rows whose (run_id, seq) exist are ignored.
+// A zero TS means now(). Every event needs a seq (>= 1): without one a retry
+// could not be recognised.
+func (s *PGStore) AppendEvents(ctx context.Context, events []executor.Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	const op = "append events"
+	var (
+		n        = len(events)
+		runIDs   = make([]pgtype.UUID, n)
+		seqs     = make([]int32, n)
+		tss      = make([]pgtype.Timestamptz, n)
+		levels   = make([]string, n)
+		sources  = make([]string, n)
+		messages = make([]string, n)
+		data     = make([]pgtype.Text, n) // text, not []byte: the simple protocol would send bytea
+		phases   = make([]pgtype.Text, n)
+		last     string
+	)
+	for i := range events {
+		e := &events[i]
+		if e.RunID != last || i == 0 {
+			u, err := parseUUID(op, e.RunID)
+			if err != nil {
+				return err
+			}
+			runIDs[i], last = u, e.RunID
+		} else {
+			runIDs[i] = runIDs[i-1]
+		}
+		if e.Seq < 1 || e.Seq > math.MaxInt32 {
+			return invalidInput(op, "event %d of run %s has seq %d: seqs start at 1", i, e.RunID, e.Seq)
+		}
+		seqs[i] = int32(e.Seq)
+		tss[i] = pgtype.Timestamptz{Time: e.TS, Valid: !e.TS.IsZero()}
+		levels[i], sources[i], messages[i] = e.Level, e.Source, e.Message
+		data[i] = jsonText(e.Data)
+		phases[i] = pgtype.Text{String: e.Phase, Valid: e.Phase != ""}
+	}
+	_, err := s.pool.Exec(ctx, appendEventsSQL, runIDs, seqs, tss, levels, sources, messages, data, phases)
+	return pgError(ctx, op, err)
+}
+
+// ListEvents returns a run's events with seq > afterSeq in seq order; limit
+// <= 0 means all.
+func (s *PGStore) ListEvents(ctx context.Context, runID string, afterSeq int, limit int) ([]executor.Event, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT run_id::text, seq, ts, level, source, message, data, coalesce(phase, '')
+		  FROM public.run_events WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
+		runID, afterSeq, limitArg(limit))
+	if err != nil {
+		return nil, pgError(ctx, "list events of run "+runID, err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (executor.Event, error) {
+		var e executor.Event
+		var data []byte
+		err := r.Scan(&e.RunID, &e.Seq, &e.TS, &e.Level, &e.Source, &e.Message, &data, &e.Phase)
+		e.Data = nilIfNull(data)
+		return e, err
+	})
+	if err != nil {
+		return nil, pgError(ctx, "list events of run "+runID, err)
+	}
+	return out, nil
+}
+
+// PutArtifact inserts one artifact.
+func (s *PGStore) PutArtifact(ctx context.Context, a executor.Artifact) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO public.artifacts (run_id, kind, title, value) VALUES ($1, $2, $3, $4)`,
+		a.RunID, a.Kind, a.Title, a.Value)
+	return pgError(ctx, "put artifact "+a.Title, err)
+}
+
+// ListArtifacts returns a run's artifacts in the order they were written.
+func (s *PGStore) ListArtifacts(ctx context.Context, runID string) ([]executor.Artifact, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, run_id::text, created_at, kind, title, value
+		FROM public.artifacts WHERE run_id = $1 ORDER BY id`, runID)
+	if err != nil {
+		return nil, pgError(ctx, "list artifacts of run "+runID, err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (executor.Artifact, error) {
+		var a executor.Artifact
+		err := r.Scan(&a.ID, &a.RunID, &a.CreatedAt, &a.Kind, &a.Title, &a.Value)
+		return a, err
+	})
+	if err != nil {
+		return nil, pgError(ctx, "list artifacts of run "+runID, err)
+	}
+	return out, nil
+}
+
+const upsertStepsSQL = `
+INSERT INTO public.run_steps (run_id, idx, step_id, title, kind, tool, action, args, status, started_at, finished_at, error)
+SELECT s.run_id, s.idx, s.step_id, s.title, coalesce(s.kind, 'system'), s.tool, s.action,
+       coalesce(s.args, '{}'::jsonb), coalesce(s.status, 'queued')::public.step_status,
+       s.started_at, s.finished_at, s.error
+  FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+              $8::jsonb[], $9::text[], $10::timestamptz[], $11::timestamptz[], $12::text[])
+       AS s (run_id, idx, step_id, title, kind, tool, action, args, status, started_at, finished_at, error)
+ON CONFLICT (run_id, idx) DO UPDATE
+   SET step_id = excluded.step_id, title = excluded.title, kind = excluded.kind, tool = excluded.tool,
+       action = excluded.action, args = excluded.args, status = excluded.status,
+       started_at = excluded.started_at, finished_at = excluded.finished_at, error = excluded.error`
+
+// UpsertSteps inserts or updates run_steps rows keyed by (run_id, idx), in
+// one statement. An empty Kind is "system", an empty Status "queued".
+func (s *PGStore) UpsertSteps(ctx context.Context, steps []executor.Step) error {
+	if len(steps) == 0 {
+		return nil
+	}
+	const op = "upsert steps"
+	n := len(steps)
+	var (
+		runIDs   = make([]pgtype.UUID, n)
+		idxs     = make([]int32, n)
+		stepIDs  = make([]string, n)
+		titles   = make([]string, n)
+		kinds    = make([]pgtype.Text, n)
+		tools    = make([]*string, n)
+		actions  = make([]*string, n)
+		args     = make([]pgtype.Text, n)
+		statuses = make([]pgtype.Text, n)
+		started  = make([]*time.Time, n)
+		finished = make([]*time.Time, n)
+		errs     = make([]*string, n)
+	)
+	for i := range steps {
+		st := &steps[i]
+		u, err := parseUUID(op, st.RunID)
+		if err != nil {
+			return err
+		}
+		runIDs[i], idxs[i], stepIDs[i], titles[i] = u, int32(st.Idx), st.StepID, st.Title
+		kinds[i] = pgtype.Text{String: st.Kind, Valid: st.Kind != ""}
+		tools[i], actions[i], args[i] = st.Tool, st.Action, jsonText(st.Args)
+		statuses[i] = pgtype.Text{String: st.Status, Valid: st.Status != ""}
+		started[i], finished[i], errs[i] = st.StartedAt, st.FinishedAt, st.Error
+	}
+	_, err := s.pool.Exec(ctx, upsertStepsSQL, runIDs, idxs, stepIDs, titles, kinds, tools, actions, args,
+		statuses, started, finished, errs)
+	return pgError(ctx, op, err)
+}
+
+// GetTemplate loads a template by id or slug; ErrNotFound names what was asked for.
+func (s *PGStore) GetTemplate(ctx context.Context, idOrSlug string) (*executor.Template, error) {
+	var id *pgtype.UUID
+	if u, err := parseUUID("", idOrSlug); err == nil {
+		id = &u
+	}
+	var t executor.Template
+	err := s.pool.QueryRow(ctx, `
+		SELECT id::text, slug, title, description, template_yaml FROM public.run_templates
+		 WHERE slug = $1 OR id = $2 ORDER BY (id = $2) IS TRUE DESC LIMIT 1`, idOrSlug, id).
+		Scan(&t.ID, &t.Slug, &t.Title, &t.Description, &t.TemplateYAML)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, &executor.StoreError{Kind: executor.ErrNotFound, Op: "get template",
+			Message: fmt.Sprintf("template %q not found (by id or slug)", idOrSlug), Err: err}
+	}
+	if err != nil {
+		return nil, pgError(ctx, fmt.Sprintf("get template %q", idOrSlug), err)
+	}
+	return &t, nil
+}
+
+// UpsertSpecDoc writes a spec_docs row by slug.
+func (s *PGStore) UpsertSpecDoc(ctx context.Context, slug, title, content string) error {
+	_, err := s.pool.Exec(ctx, `
+		INSERT INTO public.spec_docs (slug, title, content) VALUES ($1, $2, $3)
+		ON CONFLICT (slug) DO UPDATE SET title = excluded.title, content = excluded.content`,
+		slug, title, content)
+	return pgError(ctx, "upsert spec doc "+slug, err)
+}

@@ -1,0 +1,5 @@
+package supabase
+
+// NewRESTTransportForTest exposes the default transport of RESTStore to the
+// external tests (to check HTTP/2 is negotiated with a custom TLS config).
+var NewRESTTransportForTest = newRESTTransport

@@ -1,0 +1,477 @@
+package supabase
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/opscontrolroom/opsd/executor"
+)
+
+// RESTStore is the executor.Store over Supabase's PostgREST API with the
+// service-role key: for daemons that cannot reach the database directly.
+// It cannot push wakeups; the daemon polls (and takes webhooks).
+type RESTStore struct {
+	c *restClient
+}
+
+var _ executor.Store = (*RESTStore)(nil)
+
+// NewRESTStore returns a store for the project at cfg.URL.
+func NewRESTStore(cfg RESTConfig) (*RESTStore, error) {
+	c, err := newRESTClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &RESTStore{c: c}, nil
+}
+
+// rpc calls POST /rpc/<fn> with named arguments.
+func (s *RESTStore) rpc(ctx context.Context, fn string, args map[string]any, policy restRetryPolicy, out any) (bool, error) {
+	if args == nil {
+		args = map[string]any{}
+	}
+	return s.c.do(ctx, restRequest{op: fn, method: http.MethodPost, path: "rpc/" + fn, body: args, policy: policy}, out)
+}
+
+// get reads rows of a table.
+func (s *RESTStore) get(ctx context.Context, op, table string, q url.Values, out any) error {
+	_, err := s.c.do(ctx, restRequest{op: op, method: http.MethodGet, path: table, query: q, policy: restRetrySafe}, out)
+	return err
+}
+
+// insert posts rows to a table with Prefer: return=minimal plus extra preferences.
+func (s *RESTStore) insert(ctx context.Context, op, table string, q url.Values, rows any, prefer string, policy restRetryPolicy) error {
+	p := "return=minimal"
+	if prefer != "" {
+		p += "," + prefer
+	}
+	_, err := s.c.do(ctx, restRequest{op: op, method: http.MethodPost, path: table, query: q, body: rows, prefer: p, policy: policy}, nil)
+	return err
+}
+
+func restNotFound(op, what string) error {
+	return &executor.StoreError{Kind: executor.ErrNotFound, Op: op, Message: what + " not found"}
+}
+
+// ClaimRuns claims through claim_run. A claim without a token gets one, so
+// that a retry after a lost response returns the runs the first attempt
+// claimed instead of claiming more.
+func (s *RESTStore) ClaimRuns(ctx context.Context, req executor.ClaimRequest) ([]*executor.Run, error) {
+	if req.Token == "" {
+		req.Token = restNewUUID()
+	}
+	if req.Limit < 1 {
+		req.Limit = 1
+	}
+	var runs []*executor.Run
+	_, err := s.rpc(ctx, "claim_run", map[string]any{
+		"p_worker": req.Worker, "p_lane": req.Lane, "p_limit": req.Limit, "p_claim_token": req.Token,
+	}, restRetrySafe, &runs)
+	if err != nil {
+		return nil, fmt.Errorf("claim lane %s: %w", req.Lane, err)
+	}
+	for _, r := range runs {
+		restNormalizeRun(r)
+	}
+	return runs, nil
+}
+
+// Heartbeat renews every lease of worker through heartbeat_runs.
+func (s *RESTStore) Heartbeat(ctx context.Context, worker string, leases []executor.Lease) ([]executor.LeaseState, error) {
+	if len(leases) == 0 {
+		return nil, nil
+	}
+	ids := make([]string, len(leases))
+	attempts := make([]int, len(leases))
+	for i, l := range leases {
+		ids[i], attempts[i] = l.RunID, l.Attempt
+	}
+	var states []executor.LeaseState
+	if _, err := s.rpc(ctx, "heartbeat_runs", map[string]any{
+		"p_worker": worker, "p_run_ids": ids, "p_attempts": attempts,
+	}, restRetrySafe, &states); err != nil {
+		return nil, fmt.Errorf("heartbeat %d runs: %w", len(leases), err)
+	}
+	return states, nil
+}
+
+// SetPhase records the phase of a leased run (set_run_phase, fenced).
+func (s *RESTStore) SetPhase(ctx context.Context, lease executor.Lease, phase string) (bool, error) {
+	var ok bool
+	if _, err := s.rpc(ctx, "set_run_phase", map[string]any{
+		"p_run_id": lease.RunID, "p_worker": lease.Worker, "p_attempt": lease.Attempt, "p_phase": phase,
+	}, restRetrySafe, &ok); err != nil {
+		return false, fmt.Errorf("set phase %s of run %s: %w", phase, lease.RunID, err)
+	}
+	return ok, nil
+}
+
+// FinishRun is the fenced terminal write (finish_run). finish_run answers
+// false to a replay of a finish that already committed, so when an earlier
+// attempt may have executed, a false answer is checked against the row.
+func (s *RESTStore) FinishRun(ctx context.Context, f executor.Finish) (bool, error) {
+	args := map[string]any{
+		"p_run_id": f.RunID, "p_worker": f.Worker, "p_attempt": f.Attempt, "p_status": f.Status,
+		"p_error_message": restNilIfEmpty(f.ErrorMessage), "p_output": restRaw(f.Output),
+	}
+	var ok bool
+	retried, err := s.rpc(ctx, "finish_run", args, restRetrySafe, &ok)
+	if err != nil {
+		return false, fmt.Errorf("finish run %s as %s: %w", f.RunID, f.Status, err)
+	}
+	if ok || !retried {
+		return ok, nil
+	}
+	r, err := s.GetRun(ctx, f.RunID)
+	if err != nil {
+		return false, fmt.Errorf("finish run %s: check a replayed finish: %w", f.RunID, err)
+	}
+	// Ours if this lease finished it with our status (a run canceled
+	// meanwhile stays canceled) and, for errors, our message: the reaper
+	// fails runs with a message of its own.
+	ours := r.FinishedAt != nil && r.ClaimedBy != nil && *r.ClaimedBy == f.Worker && r.Attempt == f.Attempt &&
+		(r.Status == f.Status || r.Status == executor.StatusCanceled) &&
+		(f.Status == executor.StatusSuccess || (r.ErrorMessage != nil && *r.ErrorMessage == f.ErrorMessage))
+	return ours, nil
+}
+
+// ReleaseRun puts a leased run back to the queue (release_run). A replay of
+// a release that committed answers false; the caller stops either way.
+func (s *RESTStore) ReleaseRun(ctx context.Context, lease executor.Lease, reason string) (bool, error) {
+	var ok bool
+	if _, err := s.rpc(ctx, "release_run", map[string]any{
+		"p_run_id": lease.RunID, "p_worker": lease.Worker, "p_attempt": lease.Attempt, "p_reason": restNilIfEmpty(reason),
+	}, restRetrySafe, &ok); err != nil {
+		return false, fmt.Errorf("release run %s: %w", lease.RunID, err)
+	}
+	return ok, nil
+}
+
+// ReapStale calls reap_stale_runs. The reaper is safe to run again; the
+// results of an attempt whose response was lost are lost (its System events
+// are in the database).
+func (s *RESTStore) ReapStale(ctx context.Context, staleAfter time.Duration) ([]executor.ReapResult, error) {
+	secs := int(math.Ceil(staleAfter.Seconds()))
+	if secs < 1 {
+		secs = 1
+	}
+	var out []executor.ReapResult
+	if _, err := s.rpc(ctx, "reap_stale_runs", map[string]any{"p_stale_seconds": secs}, restRetrySafe, &out); err != nil {
+		return nil, fmt.Errorf("reap runs stale for %ds: %w", secs, err)
+	}
+	return out, nil
+}
+
+// restEventRow is a run_events row as sent: every key present in every row,
+// since PostgREST inserts NULL for keys missing from some rows of a batch.
+type restEventRow struct {
+	RunID   string          `json:"run_id"`
+	Seq     int             `json:"seq"`
+	TS      time.Time       `json:"ts"`
+	Level   string          `json:"level"`
+	Source  string          `json:"source"`
+	Message string          `json:"message"`
+	Data    json.RawMessage `json:"data"`
+	Phase   *string         `json:"phase"`
+}
+
+// AppendEvents inserts a batch with on_conflict=run_id,seq and
+// ignore-duplicates: a replayed batch inserts nothing twice.
+func (s *RESTStore) AppendEvents(ctx context.Context, events []executor.Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	now := time.Now().UTC()
+	rows := make([]restEventRow, len(events))
+	for i, e := range events {
+		ts := e.TS
+		if ts.IsZero() {
+			ts = now
+		}
+		rows[i] = restEventRow{RunID: e.RunID, Seq: e.Seq, TS: ts, Level: e.Level, Source: e.Source,
+			Message: e.Message, Data: restRaw(e.Data), Phase: restNilIfEmpty(e.Phase)}
+	}
+	q := url.Values{"on_conflict": {"run_id,seq"}}
+	if err := s.insert(ctx, "append_events", "run_events", q, rows, "resolution=ignore-duplicates", restRetrySafe); err != nil {
+		return fmt.Errorf("append %d events to run %s: %w", len(events), events[0].RunID, err)
+	}
+	return nil
+}
+
+// PutArtifact inserts one artifact. A plain insert: retried only when the
+// request never left.
+func (s *RESTStore) PutArtifact(ctx context.Context, a executor.Artifact) error {
+	row := map[string]any{"run_id": a.RunID, "kind": a.Kind, "title": a.Title, "value": a.Value}
+	if err := s.insert(ctx, "put_artifact", "artifacts", nil, row, "", restRetryUnsent); err != nil {
+		return fmt.Errorf("put %s artifact %q of run %s: %w", a.Kind, a.Title, a.RunID, err)
+	}
+	return nil
+}
+
+type restStepRow struct {
+	RunID      string          `json:"run_id"`
+	Idx        int             `json:"idx"`
+	StepID     string          `json:"step_id"`
+	Title      string          `json:"title"`
+	Kind       string          `json:"kind"`
+	Tool       *string         `json:"tool"`
+	Action     *string         `json:"action"`
+	Args       json.RawMessage `json:"args"`
+	Status     string          `json:"status"`
+	StartedAt  *time.Time      `json:"started_at"`
+	FinishedAt *time.Time      `json:"finished_at"`
+	Error      *string         `json:"error"`
+}
+
+// UpsertSteps writes run_steps rows keyed by (run_id, idx), every column
+// from the given step (merge-duplicates).
+func (s *RESTStore) UpsertSteps(ctx context.Context, steps []executor.Step) error {
+	if len(steps) == 0 {
+		return nil
+	}
+	rows := make([]restStepRow, len(steps))
+	for i, st := range steps {
+		rows[i] = restStepRow{RunID: st.RunID, Idx: st.Idx, StepID: st.StepID, Title: st.Title, Kind: st.Kind,
+			Tool: st.Tool, Action: st.Action, Args: restRaw(st.Args), Status: st.Status,
+			StartedAt: st.StartedAt, FinishedAt: st.FinishedAt, Error: st.Error}
+		if rows[i].Kind == "" {
+			rows[i].Kind = "system"
+		}
+		if rows[i].Args == nil {
+			rows[i].Args = json.RawMessage(`{}`)
+		}
+		if rows[i].Status == "" {
+			rows[i].Status = "queued"
+		}
+	}
+	q := url.Values{"on_conflict": {"run_id,idx"}}
+	if err := s.insert(ctx, "upsert_steps", "run_steps", q, rows, "resolution=merge-duplicates", restRetrySafe); err != nil {
+		return fmt.Errorf("upsert %d steps of run %s: %w", len(steps), steps[0].RunID, err)
+	}
+	return nil
+}
+
+var restUUIDPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+
+// GetTemplate loads a template by id (when idOrSlug is a UUID) or by slug.
+func (s *RESTStore) GetTemplate(ctx context.Context, idOrSlug string) (*executor.Template, error) {
+	q := url.Values{"select": {"id,slug,title,description,template_yaml"}, "limit": {"1"}}
+	if restUUIDPattern.MatchString(idOrSlug) {
+		q.Set("id", "eq."+idOrSlug)
+	} else {
+		q.Set("slug", "eq."+idOrSlug)
+	}
+	var ts []*executor.Template
+	if err := s.get(ctx, "get_template", "run_templates", q, &ts); err != nil {
+		return nil, fmt.Errorf("get template %s: %w", idOrSlug, err)
+	}
+	if len(ts) == 0 {
+		return nil, fmt.Errorf("get template %s: %w", idOrSlug, restNotFound("get_template", "template "+idOrSlug))
+	}
+	return ts[0], nil
+}
+
+// UpsertSpecDoc writes a spec_docs row by slug (on_conflict=slug, merge-duplicates).
+func (s *RESTStore) UpsertSpecDoc(ctx context.Context, slug, title, content string) error {
+	row := map[string]string{"slug": slug, "title": title, "content": content}
+	if err := s.insert(ctx, "upsert_spec_doc", "spec_docs", url.Values{"on_conflict": {"slug"}}, row,
+		"resolution=merge-duplicates", restRetrySafe); err != nil {
+		return fmt.Errorf("upsert spec doc %s: %w", slug, err)
+	}
+	return nil
+}
+
+// SubmitRun inserts a queued run as the frontend does (POST /runs with
+// Prefer: return=representation). A plain insert: retried only when the
+// request never left, so a lost response is an error, never a duplicate run.
+func (s *RESTStore) SubmitRun(ctx context.Context, r executor.NewRun) (*executor.Run, error) {
+	var runs []*executor.Run
+	_, err := s.c.do(ctx, restRequest{op: "submit_run", method: http.MethodPost, path: "runs", body: r,
+		prefer: "return=representation", policy: restRetryUnsent}, &runs)
+	if err != nil {
+		return nil, fmt.Errorf("submit %s run on %s: %w", r.Kind, r.Env, err)
+	}
+	if len(runs) != 1 {
+		return nil, fmt.Errorf("submit %s run on %s: %d rows came back", r.Kind, r.Env, len(runs))
+	}
+	return restNormalizeRun(runs[0]), nil
+}
+
+// GetRun loads one run.
+func (s *RESTStore) GetRun(ctx context.Context, id string) (*executor.Run, error) {
+	var runs []*executor.Run
+	if err := s.get(ctx, "get_run", "runs", url.Values{"id": {"eq." + id}, "limit": {"1"}}, &runs); err != nil {
+		return nil, fmt.Errorf("get run %s: %w", id, err)
+	}
+	if len(runs) == 0 {
+		return nil, fmt.Errorf("get run %s: %w", id, restNotFound("get_run", "run "+id))
+	}
+	return restNormalizeRun(runs[0]), nil
+}
+
+// ListEvents reads events of a run after afterSeq, in seq order.
+func (s *RESTStore) ListEvents(ctx context.Context, runID string, afterSeq int, limit int) ([]executor.Event, error) {
+	if limit <= 0 {
+		limit = 1000
+	}
+	q := url.Values{
+		"select": {"run_id,seq,ts,level,source,message,data,phase"},
+		"run_id": {"eq." + runID}, "seq": {"gt." + strconv.Itoa(afterSeq)},
+		"order": {"seq.asc"}, "limit": {strconv.Itoa(limit)},
+	}
+	var events []executor.Event
+	if err := s.get(ctx, "list_events", "run_events", q, &events); err != nil {
+		return nil, fmt.Errorf("list events of run %s after %d: %w", runID, afterSeq, err)
+	}
+	for i := range events {
+		events[i].Data = restRaw(events[i].Data)
+	}
+	return events, nil
+}
+
+// ListArtifacts reads the artifacts of a run in insertion order.
+func (s *RESTStore) ListArtifacts(ctx context.Context, runID string) ([]executor.Artifact, error) {
+	q := url.Values{"run_id": {"eq." + runID}, "order": {"id.asc"}}
+	var out []executor.Artifact
+	if err := s.get(ctx, "list_artifacts", "artifacts", q, &out); err != nil {
+		return nil, fmt.Errorf("list artifacts of run %s: %w", runID, err)
+	}
+	return out, nil
+}
+
+// ListRuns lists runs newest first.
+func (s *RESTStore) ListRuns(ctx context.Context, f executor.RunFilter) ([]*executor.Run, error) {
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 25
+	}
+	q := url.Values{"order": {"created_at.desc,id.desc"}, "limit": {strconv.Itoa(limit)}}
+	if len(f.Statuses) > 0 {
+		quoted := make([]string, len(f.Statuses))
+		for i, st := range f.Statuses {
+			quoted[i] = `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(st) + `"`
+		}
+		q.Set("status", "in.("+strings.Join(quoted, ",")+")")
+	}
+	var runs []*executor.Run
+	if err := s.get(ctx, "list_runs", "runs", q, &runs); err != nil {
+		return nil, fmt.Errorf("list runs: %w", err)
+	}
+	for _, r := range runs {
+		restNormalizeRun(r)
+	}
+	return runs, nil
+}
+
+// LaneCounts reads queued and running counts per lane (opsd_lane_counts).
+func (s *RESTStore) LaneCounts(ctx context.Context) ([]executor.LaneCount, error) {
+	var out []executor.LaneCount
+	if _, err := s.rpc(ctx, "opsd_lane_counts", nil, restRetrySafe, &out); err != nil {
+		return nil, fmt.Errorf("lane counts: %w", err)
+	}
+	return out, nil
+}
+
+// CancelRun cancels a queued or running run (cancel_run). When an earlier
+// attempt may have committed, a false answer is checked against the row.
+func (s *RESTStore) CancelRun(ctx context.Context, id string) (bool, error) {
+	var ok bool
+	retried, err := s.rpc(ctx, "cancel_run", map[string]any{"p_run_id": id}, restRetrySafe, &ok)
+	if err != nil {
+		return false, fmt.Errorf("cancel run %s: %w", id, err)
+	}
+	if ok || !retried {
+		return ok, nil
+	}
+	r, err := s.GetRun(ctx, id)
+	if err != nil {
+		return false, fmt.Errorf("cancel run %s: check a replayed cancel: %w", id, err)
+	}
+	return r.Status == executor.StatusCanceled, nil
+}
+
+// ApproveRun approves a run waiting before its action phase (approve_run).
+func (s *RESTStore) ApproveRun(ctx context.Context, id, approver string) (bool, error) {
+	var ok bool
+	retried, err := s.rpc(ctx, "approve_run", map[string]any{"p_run_id": id, "p_approver": restNilIfEmpty(approver)}, restRetrySafe, &ok)
+	if err != nil {
+		return false, fmt.Errorf("approve run %s: %w", id, err)
+	}
+	if ok || !retried {
+		return ok, nil
+	}
+	r, err := s.GetRun(ctx, id)
+	if err != nil {
+		return false, fmt.Errorf("approve run %s: check a replayed approval: %w", id, err)
+	}
+	want := approver
+	if strings.TrimSpace(want) == "" {
+		want = "service_role"
+	}
+	return r.ApprovedAt != nil && r.ApprovedBy != nil && *r.ApprovedBy == strings.TrimSpace(want), nil
+}
+
+// SchemaVersion is the newest applied opsd migration (opsd_schema_version).
+func (s *RESTStore) SchemaVersion(ctx context.Context) (string, error) {
+	var v *string
+	if _, err := s.rpc(ctx, "opsd_schema_version", nil, restRetrySafe, &v); err != nil {
+		return "", fmt.Errorf("schema version: %w", err)
+	}
+	if v == nil {
+		return "", nil
+	}
+	return *v, nil
+}
+
+// Ping calls ping().
+func (s *RESTStore) Ping(ctx context.Context) error {
+	var pong string
+	if _, err := s.rpc(ctx, "ping", nil, restRetrySafe, &pong); err != nil {
+		return fmt.Errorf("ping: %w", err)
+	}
+	return nil
+}
+
+// Wakeups returns nil: PostgREST cannot push, so the daemon polls.
+func (s *RESTStore) Wakeups(context.Context) <-chan string { return nil }
+
+// Close releases idle connections.
+func (s *RESTStore) Close() { s.c.close() }
+
+// restNormalizeRun turns JSON nulls of raw columns into nil.
+func restNormalizeRun(r *executor.Run) *executor.Run {
+	r.Plan, r.Input, r.Output = restRaw(r.Plan), restRaw(r.Input), restRaw(r.Output)
+	return r
+}
+
+func restRaw(m json.RawMessage) json.RawMessage {
+	if len(m) == 0 || string(m) == "null" {
+		return nil
+	}
+	return m
+}
+
+func restNilIfEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// restNewUUID is a random (version 4) UUID.
+func restNewUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
