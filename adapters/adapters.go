@@ -190,13 +190,17 @@ func IsTemporary(err error) bool {
 	return errors.As(err, &t) && t.Temporary()
 }
 
+// maxRetryAfterSecs caps parsed delays (a day) so a huge header value cannot
+// overflow time.Duration into a negative or tiny wait.
+const maxRetryAfterSecs = 86400
+
 // RetryAfter returns how long a response asks the client to wait: Retry-After
 // (delay-seconds or HTTP-date), else a rate-limit reset header (X-RateLimit-Reset
 // or RateLimit-Reset, unix seconds or delta seconds). 0 when none applies.
 func RetryAfter(h http.Header, now time.Time) time.Duration {
 	if v := strings.TrimSpace(h.Get("Retry-After")); v != "" {
 		if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-			return max(time.Duration(secs)*time.Second, 0)
+			return time.Duration(min(max(secs, 0), maxRetryAfterSecs)) * time.Second
 		}
 		if t, err := http.ParseTime(v); err == nil {
 			return max(t.Sub(now), 0)

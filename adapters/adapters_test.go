@@ -135,3 +135,11 @@ func TestNewAPIError(t *testing.T) {
 	resp = &http.Response{StatusCode: 404, Header: http.Header{"X-Ratelimit-Reset": {"5"}}, Request: req}
 	assert.Zero(t, NewAPIError("vercel", resp, "", "").RetryAfter)
 }
+
+func TestRetryAfterHugeValueDoesNotOverflow(t *testing.T) {
+	h := http.Header{}
+	h.Set("Retry-After", "9227000000")
+	if got := RetryAfter(h, time.Now()); got != 24*time.Hour {
+		t.Fatalf("RetryAfter(9227000000) = %s, want the 24h cap", got)
+	}
+}

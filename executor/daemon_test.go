@@ -185,6 +185,7 @@ type noPush struct {
 func (*noPush) Wakeups(context.Context) <-chan string { return nil }
 
 func (n *noPush) ClaimRuns(ctx context.Context, req executor.ClaimRequest) ([]*executor.Run, error) {
-	n.claims.Add(1)
-	return n.Store.ClaimRuns(ctx, req)
+	runs, err := n.Store.ClaimRuns(ctx, req)
+	n.claims.Add(1) // counted once the claim is done, so a test can wait for it
+	return runs, err
 }

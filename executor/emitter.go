@@ -21,8 +21,10 @@ type nopRedactor struct{}
 func (nopRedactor) String(s string) string                   { return s }
 func (nopRedactor) JSON(raw json.RawMessage) json.RawMessage { return raw }
 
-// maxChattyRow is the most a coalesced row holds before it is written even
-// ahead of the rate limit, so memory stays bounded and nothing is dropped.
+// maxChattyRow is the most a coalesced row holds. When a run's output fills
+// a row faster than the rate limit allows rows, Log waits for the limit
+// (back-pressure on the producer), so memory stays bounded, nothing is
+// dropped, and the run still writes at most rowsPerSecond rows.
 const maxChattyRow = 64 << 10
 
 // Emitter writes one run's events: it numbers them 1..n (continuing from the
@@ -96,7 +98,8 @@ func (e *Emitter) Emit(level, source, message string, data any) error {
 
 // Log accepts one line of chatty output (a build log, say). Lines are
 // coalesced into rows of many lines, at most about rowsPerSecond rows a
-// second; none is dropped.
+// second; none is dropped. When a run logs more than a full row (64 KiB)
+// per row interval, Log blocks until the next row may be written.
 func (e *Emitter) Log(source, line string) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -105,11 +108,14 @@ func (e *Emitter) Log(source, line string) error {
 			return err
 		}
 	}
+	if err := e.waitRowLocked(); err != nil {
+		return err
+	}
 	e.pending = append(e.pending, line)
 	e.pendingSrc = source
 	e.pendingSize += len(line) + 1
 	e.lines++
-	if time.Since(e.lastChatty) >= e.interval || e.pendingSize >= maxChattyRow {
+	if time.Since(e.lastChatty) >= e.interval {
 		return e.flushPendingLocked()
 	}
 	if e.timer == nil {
@@ -118,10 +124,37 @@ func (e *Emitter) Log(source, line string) error {
 	return nil
 }
 
+// waitRowLocked waits, with e.mu released, while the pending row is full
+// and the rate limit does not allow the next row yet; then it writes the
+// full row. When the run's context ends the row is written at once.
+func (e *Emitter) waitRowLocked() error {
+	for e.pendingSize >= maxChattyRow {
+		wait := e.interval - time.Since(e.lastChatty)
+		ctx := e.ctx
+		if wait <= 0 || ctx.Err() != nil {
+			return e.flushPendingLocked()
+		}
+		t := time.NewTimer(wait)
+		e.mu.Unlock()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+		e.mu.Lock()
+	}
+	return nil
+}
+
 func (e *Emitter) timerFlush() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.timer = nil
+	if wait := e.interval - time.Since(e.lastChatty); wait > 0 && len(e.pending) > 0 {
+		// A row was written since this timer was set: keep the rate.
+		e.timer = time.AfterFunc(wait, e.timerFlush)
+		return
+	}
 	_ = e.flushPendingLocked() // an error here means the run is over; Close reports it
 }
 

@@ -148,16 +148,18 @@ func (w *Writer) loop() {
 	defer close(w.done)
 	defer w.stop()
 	var (
-		events   []Event
-		steps    []Step
-		barriers []chan struct{}
-		oldest   time.Time
-		timer    = time.NewTimer(time.Hour)
+		events    []Event
+		steps     []Step
+		barriers  []chan struct{}
+		oldest    time.Time
+		lastFlush time.Time
+		timer     = time.NewTimer(time.Hour)
 	)
 	timer.Stop()
 	flush := func() {
 		if len(events) > 0 || len(steps) > 0 {
 			w.write(events, steps, oldest)
+			lastFlush = time.Now()
 		}
 		for _, b := range barriers {
 			close(b)
@@ -180,13 +182,20 @@ func (w *Writer) loop() {
 			case it.barrier != nil:
 				barriers = append(barriers, it.barrier)
 			}
+			// The first row after a quiet flush interval is written at
+			// once (with whatever is already queued), so a run's first
+			// event is not held back; rows that follow a write wait up to
+			// the flush interval and go together. Inserts stay at about one
+			// per interval either way.
+			idle := false
 			if oldest.IsZero() {
 				oldest = time.Now()
+				idle = oldest.Sub(lastFlush) >= w.cfg.FlushInterval
 				timer.Reset(w.cfg.FlushInterval)
 			}
-			// A barrier or a full batch flushes now; otherwise keep
-			// collecting until the flush interval is up.
-			if it.barrier != nil || len(events)+len(steps) >= w.cfg.BatchSize {
+			// A barrier, a full batch or an idle writer flushes now;
+			// otherwise keep collecting until the flush interval is up.
+			if idle || it.barrier != nil || len(events)+len(steps) >= w.cfg.BatchSize {
 				w.drainReady(&events, &steps, &barriers)
 				flush()
 				timer.Stop()

@@ -15,8 +15,15 @@ import (
 // ToolAction is what a template's tool step runs, with interpolated args.
 type ToolAction func(ctx context.Context, rc *executor.RunContext, args map[string]any) error
 
+// Tool is one step action: Check validates its interpolated args in the
+// validate phase, before any integration is touched; Run performs it.
+type Tool struct {
+	Check func(args map[string]any) error // nil: any args
+	Run   ToolAction
+}
+
 // Tools maps "tool.action" to its implementation.
-type Tools map[string]ToolAction
+type Tools map[string]Tool
 
 // Has reports whether tool.action exists.
 func (t Tools) Has(tool, action string) bool {
@@ -35,9 +42,9 @@ func (t Tools) Names() []string {
 }
 
 // systemActions are the steps that need no integration.
-var systemActions = map[string]ToolAction{
-	"noop":  noopAction,
-	"sleep": sleepAction,
+var systemActions = map[string]Tool{
+	"noop":  {Run: noopAction},
+	"sleep": {Run: sleepAction, Check: func(args map[string]any) error { _, err := parseDuration(args["duration"]); return err }},
 }
 
 func systemActionNames() []string {
@@ -116,7 +123,7 @@ type TemplateRunbook struct {
 type resolvedStep struct {
 	TemplateStep
 	args map[string]any
-	fn   ToolAction
+	tool Tool
 }
 
 var _ executor.DryRunner = (*TemplateRunbook)(nil)
@@ -137,11 +144,16 @@ func (t *TemplateRunbook) Validate(ctx context.Context, rc *executor.RunContext)
 		if err != nil {
 			return fmt.Errorf("%w: step %s: %v", executor.ErrValidation, s.ID, err)
 		}
-		fn := systemActions[s.Action]
+		tool := systemActions[s.Action]
 		if s.Kind == "tool" {
-			fn = t.Tools[s.Tool+"."+s.Action]
+			tool = t.Tools[s.Tool+"."+s.Action]
 		}
-		t.steps = append(t.steps, resolvedStep{TemplateStep: s, args: args, fn: fn})
+		if tool.Check != nil {
+			if err := tool.Check(args); err != nil {
+				return fmt.Errorf("%w: step %s (%s): %v", executor.ErrValidation, s.ID, actionName(s), err)
+			}
+		}
+		t.steps = append(t.steps, resolvedStep{TemplateStep: s, args: args, tool: tool})
 	}
 	return rc.Info("System", fmt.Sprintf("template %s: %d steps, inputs valid", t.Source.Slug, len(t.steps)), nil)
 }
@@ -186,6 +198,7 @@ func (t *TemplateRunbook) DescribeAction(ctx context.Context, rc *executor.RunCo
 }
 
 func (t *TemplateRunbook) runPhase(ctx context.Context, rc *executor.RunContext, phase string) error {
+	ctx = traced(ctx, rc, "")
 	for _, s := range t.steps {
 		if phaseOf(s.TemplateStep) != phase {
 			continue
@@ -195,7 +208,7 @@ func (t *TemplateRunbook) runPhase(ctx context.Context, rc *executor.RunContext,
 		if spec.Title == "" {
 			spec.Title = s.ID
 		}
-		err := rc.Step(ctx, spec, func(ctx context.Context) error { return s.fn(ctx, rc, s.args) })
+		err := rc.Step(ctx, spec, func(ctx context.Context) error { return s.tool.Run(ctx, rc, s.args) })
 		if err != nil {
 			return fmt.Errorf("step %s (%s): %w", s.ID, actionName(s.TemplateStep), err)
 		}

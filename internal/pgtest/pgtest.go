@@ -163,7 +163,19 @@ func NewDB(t testing.TB) *DB {
 		t.Fatalf("pgtest: pool: %v", err)
 	}
 	t.Cleanup(func() {
-		db.Pool.Close()
+		// A connection that is never released would make Close wait forever:
+		// give it a bounded time, then drop the database anyway (FORCE ends
+		// its sessions) and say what happened instead of hanging.
+		closed := make(chan struct{})
+		go func() {
+			db.Pool.Close()
+			close(closed)
+		}()
+		select {
+		case <-closed:
+		case <-time.After(15 * time.Second):
+			t.Errorf("pgtest: %s: a pool connection was not released within 15s (a goroutine still holds it)", name)
+		}
 		c, err := pgx.Connect(ctx, adminURL)
 		if err != nil {
 			t.Errorf("pgtest: drop %s: %v", name, err)

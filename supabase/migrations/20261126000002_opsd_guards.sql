@@ -16,9 +16,9 @@ BEGIN
       USING ERRCODE = 'check_violation';
   END IF;
   IF NEW.status = 'canceled' AND OLD.status <> 'canceled' THEN
-    NEW.canceled_at := coalesce(NEW.canceled_at, now());
+    NEW.canceled_at := coalesce(NEW.canceled_at, clock_timestamp());
     IF OLD.status = 'queued' THEN
-      NEW.finished_at := coalesce(NEW.finished_at, now());
+      NEW.finished_at := coalesce(NEW.finished_at, clock_timestamp());
     END IF;
   END IF;
   RETURN NEW;
@@ -66,3 +66,23 @@ $$;
 DROP TRIGGER IF EXISTS runs_notify ON public.runs;
 CREATE TRIGGER runs_notify AFTER INSERT OR UPDATE OF status, finished_at ON public.runs
   FOR EACH ROW EXECUTE FUNCTION public.opsd_runs_notify();
+
+-- A queued run canceled by any path (cancel_run, or the frontend's plain
+-- UPDATE) gets a System event saying so; nobody else will write one. It runs
+-- as the owner because the browser roles may not write events.
+CREATE OR REPLACE FUNCTION public.opsd_runs_canceled_event() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+BEGIN
+  INSERT INTO public.run_events (run_id, seq, level, source, message, data)
+  SELECT NEW.id, coalesce(max(seq), 0) + 1, 'warn', 'System', 'run canceled before it started',
+         jsonb_build_object('action', 'canceled')
+    FROM public.run_events WHERE run_id = NEW.id
+  ON CONFLICT (run_id, seq) DO NOTHING;
+  RETURN NULL;
+END
+$$;
+
+DROP TRIGGER IF EXISTS runs_canceled_event ON public.runs;
+CREATE TRIGGER runs_canceled_event AFTER UPDATE OF status ON public.runs
+  FOR EACH ROW WHEN (OLD.status = 'queued' AND NEW.status = 'canceled')
+  EXECUTE FUNCTION public.opsd_runs_canceled_event();

@@ -76,8 +76,8 @@ BEGIN
     EXIT WHEN v_claimed >= p_limit;
     IF c.session_id IS NULL THEN
       UPDATE public.runs x
-         SET status = 'running', claimed_by = p_worker, claimed_at = now(), heartbeat_at = now(),
-             started_at = now(), attempt = x.attempt + 1, claim_token = v_token, phase = NULL
+         SET status = 'running', claimed_by = p_worker, claimed_at = clock_timestamp(), heartbeat_at = clock_timestamp(),
+             started_at = clock_timestamp(), attempt = x.attempt + 1, claim_token = v_token, phase = NULL
        WHERE x.id = (SELECT y.id FROM public.runs y WHERE y.id = c.id AND y.status = 'queued'
                      FOR UPDATE SKIP LOCKED)
       RETURNING * INTO r;
@@ -88,8 +88,8 @@ BEGIN
       -- the previous holder.
       CONTINUE WHEN public.opsd_lane_busy(c.session_id, p_lane);
       UPDATE public.runs x
-         SET status = 'running', claimed_by = p_worker, claimed_at = now(), heartbeat_at = now(),
-             started_at = now(), attempt = x.attempt + 1, claim_token = v_token, phase = NULL
+         SET status = 'running', claimed_by = p_worker, claimed_at = clock_timestamp(), heartbeat_at = clock_timestamp(),
+             started_at = clock_timestamp(), attempt = x.attempt + 1, claim_token = v_token, phase = NULL
        WHERE x.id = (SELECT y.id FROM public.runs y
                       WHERE y.session_id = c.session_id AND y.lane = p_lane AND y.status = 'queued'
                       ORDER BY y.priority, y.created_at, y.id LIMIT 1 FOR UPDATE)
@@ -190,7 +190,7 @@ BEGIN
   END IF;
   UPDATE public.runs x
      SET status = CASE WHEN x.status = 'canceled' THEN 'canceled' ELSE p_status END,
-         finished_at = now(), heartbeat_at = now(),
+         finished_at = clock_timestamp(), heartbeat_at = clock_timestamp(),
          error_message = CASE WHEN p_status = 'success' AND x.status <> 'canceled' THEN NULL
                               ELSE coalesce(p_error_message, x.error_message) END,
          output = coalesce(p_output, x.output)
@@ -325,11 +325,8 @@ BEGIN
   IF NOT FOUND OR v_old NOT IN ('queued', 'running') THEN
     RETURN false;
   END IF;
+  -- The runs_canceled_event trigger writes the System event of a queued run.
   UPDATE public.runs SET status = 'canceled' WHERE id = p_run_id;
-  IF v_old = 'queued' THEN
-    PERFORM public.opsd_system_event(p_run_id, 'warn', 'run canceled before it started', NULL,
-      jsonb_build_object('action', 'canceled'));
-  END IF;
   RETURN true;
 END
 $$;

@@ -86,7 +86,8 @@ BEGIN
                          'finish_run', 'complete_run', 'release_run', 'reap_stale_runs', 'cancel_run',
                          'approve_run', 'enqueue_run', 'ping', 'opsd_schema_version', 'opsd_lane_counts',
                          'opsd_claimed_json', 'opsd_system_event', 'opsd_lane_busy', 'opsd_caller_is_user',
-                         'opsd_runs_guard', 'opsd_runs_insert_guard', 'opsd_runs_notify', 'opsd_touch_updated_at')
+                         'opsd_runs_guard', 'opsd_runs_insert_guard', 'opsd_runs_notify', 'opsd_touch_updated_at',
+                         'opsd_runs_canceled_event')
   LOOP
     EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC, anon, authenticated', f);
   END LOOP;

@@ -1,0 +1,97 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/opscontrolroom/opsd/executor"
+	"github.com/opscontrolroom/opsd/internal/config"
+	"github.com/opscontrolroom/opsd/internal/redact"
+	"github.com/opscontrolroom/opsd/supabase"
+)
+
+// withConfig registers the configuration flags on cmd and returns a loader.
+func withConfig(cmd *cobra.Command) *config.Loader {
+	return config.NewLoader(cmd.Flags())
+}
+
+// env holds what every command builds from configuration.
+type env struct {
+	cfg      *config.Config
+	log      *zap.Logger
+	redactor *redact.Redactor
+}
+
+func loadEnv(cmd *cobra.Command, l *config.Loader) (*env, error) {
+	cfg, err := l.Load(cmd.Flags())
+	if err != nil {
+		return nil, &ExitError{Code: 2, Err: err}
+	}
+	r := redact.New(cfg.Secrets()...)
+	log, err := newLogger(cfg.LogLevel, cfg.LogFormat, r)
+	if err != nil {
+		return nil, &ExitError{Code: 2, Err: err}
+	}
+	return &env{cfg: cfg, log: log, redactor: r}, nil
+}
+
+// newLogger builds a zap logger to stderr whose every line passes the redactor.
+func newLogger(level, format string, r *redact.Redactor) (*zap.Logger, error) {
+	lvl, err := zapcore.ParseLevel(level)
+	if err != nil {
+		return nil, fmt.Errorf("log_level = %q: %w", level, err)
+	}
+	encCfg := zap.NewProductionEncoderConfig()
+	encCfg.TimeKey, encCfg.EncodeTime = "ts", zapcore.ISO8601TimeEncoder
+	var enc zapcore.Encoder
+	if format == "console" {
+		encCfg.EncodeLevel = zapcore.CapitalColorLevelEncoder
+		enc = zapcore.NewConsoleEncoder(encCfg)
+	} else {
+		enc = zapcore.NewJSONEncoder(encCfg)
+	}
+	core := zapcore.NewCore(enc, zapcore.Lock(os.Stderr), lvl)
+	return zap.New(redact.NewCore(core, r)), nil
+}
+
+// openStore opens the store the configuration selects.
+func openStore(ctx context.Context, e *env) (executor.Store, error) {
+	kind, err := e.cfg.StoreKind()
+	if err != nil {
+		return nil, &ExitError{Code: 2, Err: err}
+	}
+	switch kind {
+	case "postgres":
+		s, err := supabase.NewPGStore(ctx, supabase.PGConfig{URL: e.cfg.DatabaseURL, Logger: e.log})
+		if err != nil {
+			return nil, fmt.Errorf("connect to DATABASE_URL: %w", err)
+		}
+		return s, nil
+	default:
+		s, err := supabase.NewRESTStore(supabase.RESTConfig{URL: e.cfg.SupabaseURL,
+			ServiceRoleKey: e.cfg.SupabaseServiceRoleKey, Logger: e.log})
+		if err != nil {
+			return nil, fmt.Errorf("REST store for %s: %w", e.cfg.SupabaseURL, err)
+		}
+		return s, nil
+	}
+}
+
+func schemaVersion() string { return supabase.SchemaVersion() }
+
+// checkSchema fails when the database lacks migrations this binary needs.
+func checkSchema(ctx context.Context, s executor.Store) error {
+	got, err := s.SchemaVersion(ctx)
+	if err != nil {
+		return fmt.Errorf("read the database's schema version (is the schema applied? run `opsd migrate`): %w", err)
+	}
+	if want := supabase.SchemaVersion(); got != want {
+		return fmt.Errorf("the database's schema is %q but this binary needs %q: run `opsd migrate`", got, want)
+	}
+	return nil
+}

@@ -1,0 +1,111 @@
+package supabase_test
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/opscontrolroom/opsd/executor"
+	"github.com/opscontrolroom/opsd/internal/pgtest"
+	"github.com/opscontrolroom/opsd/supabase"
+)
+
+// BenchmarkClaim measures the claim path, PGStore.ClaimRuns (claim_run with
+// a claim token, one round trip), against a real PostgreSQL whose runs table
+// also holds 10,000 finished runs of history:
+//
+//   - idle: a lane with nothing queued (what every wake-up and poll costs);
+//   - one: one queued run per call (the pickup of a new run);
+//   - batch16: 16 runs per call (a daemon catching up on a backlog);
+//   - session: the head of a (session, lane) queue, under its advisory lock.
+//
+// Run:
+//
+//	go test ./supabase/ -run '^$' -bench Claim -benchtime 2000x
+func BenchmarkClaim(b *testing.B) {
+	b.Run("idle", func(b *testing.B) {
+		s, _ := claimBenchStore(b)
+		benchClaims(b, s, "Z", 1, 0)
+	})
+	b.Run("one", func(b *testing.B) {
+		s, db := claimBenchStore(b)
+		claimBenchQueue(b, db, b.N, false)
+		benchClaims(b, s, "A", 1, 1)
+	})
+	b.Run("batch16", func(b *testing.B) {
+		s, db := claimBenchStore(b)
+		claimBenchQueue(b, db, 16*b.N, false)
+		benchClaims(b, s, "A", 16, 16)
+	})
+	b.Run("session", func(b *testing.B) {
+		s, db := claimBenchStore(b)
+		claimBenchQueue(b, db, b.N, true)
+		benchClaims(b, s, "A", 1, 1)
+	})
+}
+
+func benchClaims(b *testing.B, s *supabase.PGStore, lane string, limit, want int) {
+	ctx := context.Background()
+	b.ResetTimer()
+	began := time.Now()
+	claimed := 0
+	for range b.N {
+		runs, err := s.ClaimRuns(ctx, executor.ClaimRequest{Worker: "bench", Lane: lane, Limit: limit, Token: claimBenchUUID()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(runs) != want {
+			b.Fatalf("claimed %d runs, want %d", len(runs), want)
+		}
+		claimed += len(runs)
+	}
+	secs := time.Since(began).Seconds()
+	b.ReportMetric(float64(b.N)/secs, "claims/s")
+	if claimed > 0 {
+		b.ReportMetric(float64(claimed)/secs, "runs/s")
+	}
+}
+
+// claimBenchStore is a fresh database with 10,000 finished runs and a store on it.
+func claimBenchStore(b *testing.B) (*supabase.PGStore, *pgtest.DB) {
+	b.Helper()
+	ctx := context.Background()
+	db := pgtest.NewDB(b)
+	_, err := db.Pool.Exec(ctx, `INSERT INTO runs (env, kind, lane) SELECT 'dev', 'healthcheck', 'H' FROM generate_series(1, 10000)`)
+	require.NoError(b, err)
+	_, err = db.Pool.Exec(ctx, `UPDATE runs SET status = 'canceled' WHERE lane = 'H'`) // finished: history
+	require.NoError(b, err)
+	_, err = db.Pool.Exec(ctx, `ANALYZE runs`)
+	require.NoError(b, err)
+	s, err := supabase.NewPGStore(ctx, supabase.PGConfig{URL: db.URL, MaxConns: 2})
+	require.NoError(b, err)
+	b.Cleanup(s.Close)
+	return s, db
+}
+
+// claimBenchQueue queues n runs in lane A, each in a session of its own
+// when sessions is set.
+func claimBenchQueue(b *testing.B, db *pgtest.DB, n int, sessions bool) {
+	b.Helper()
+	ctx := context.Background()
+	q := `INSERT INTO runs (env, kind, lane, created_at)
+		SELECT 'dev', 'healthcheck', 'A', now() + g * interval '1 microsecond' FROM generate_series(1, $1::int) g`
+	if sessions {
+		q = `WITH s AS (INSERT INTO sessions (title) SELECT 'bench' FROM generate_series(1, $1::int) RETURNING id)
+			INSERT INTO runs (env, kind, lane, session_id) SELECT 'dev', 'healthcheck', 'A', id FROM s`
+	}
+	_, err := db.Pool.Exec(ctx, q, n)
+	require.NoError(b, err)
+}
+
+// claimBenchUUID is a fresh claim token, as the daemon sends one per claim.
+func claimBenchUUID() string {
+	var u [16]byte
+	_, _ = rand.Read(u[:])
+	u[6], u[8] = u[6]&0x0f|0x40, u[8]&0x3f|0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
+}
