@@ -114,7 +114,7 @@ func (d *Daemon) notify(run *Run, event, message string) {
 	if d.cfg.Notifier == nil {
 		return
 	}
-	n := Notification{RunID: run.ID, Kind: run.Kind, Env: run.Env, Lane: run.Lane, Intent: run.Intent,
+	n := Notification{RunID: run.ID, Kind: run.Kind, Env: run.Env, Lane: run.Lane, Intent: d.cfg.Redactor.String(run.Intent),
 		Event: event, Message: d.cfg.Redactor.String(message)}
 	d.goBG(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

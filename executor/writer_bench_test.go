@@ -18,8 +18,9 @@ import (
 // through the direct store, with its default settings (batch 500, flush
 // 50 ms, buffer 20,000): b.N events emitted by concurrent runs with
 // Emitter.Emit (every event a row), or b.N chatty lines of one run with
-// Emitter.Log (coalesced into few rows). The time runs until Writer.Sync
-// returns, so every row counted is stored. Run:
+// Emitter.Log (coalesced into rows of up to 64 KiB, 10 a second: a faster
+// producer is held back, so log/ measures that limit). The time runs until
+// Writer.Sync returns, so every row counted is stored. Run:
 //
 //	go test ./executor/ -run '^$' -bench Writer -benchtime 200000x
 //

@@ -80,6 +80,8 @@ func TestHealthcheck(t *testing.T) {
 			msg: "nothing to check: configure at least one integration", setup: unconfigured,
 		},
 		{
+			// A check whose API keeps failing: recorded as failed in the
+			// action, re-checked and reported in verify, where the run fails.
 			name: "action_failure_api_error", run: run, status: "error", msg: "DigitalOcean all droplets",
 			setup: func(w *world) {
 				w.deps.Integrations.DigitalOcean.Tag = ""

@@ -48,6 +48,7 @@ func TestMain(m *testing.M) {
 // TestChaos runs the harness and fails on any violated invariant. The table
 // is logged (go test -v shows it).
 func TestChaos(t *testing.T) {
+	t.Parallel()
 	cfg := Config{Binary: opsdBin, Logf: t.Logf}
 	if *long || os.Getenv("OPSD_CHAOS_LONG") == "1" {
 		cfg.Duration, cfg.Direct, cfg.REST, cfg.OutageEvery = 5*time.Minute, 3, 3, time.Minute

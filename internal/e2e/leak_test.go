@@ -262,7 +262,7 @@ notifications:
 		tpl("supabase-echo", `{id: s, title: Supabase, kind: tool, tool: supabase, action: health, args: {env: staging}}`),
 		tpl("supabase-default", `{id: s, title: Supabase, kind: tool, tool: supabase, action: health, args: {env: dev}}`),
 	}
-	inputs := `{"project":"echo-web","repo":"acme/echo-repo","branch":"main","from":"staging","to":"dev"}`
+	inputs := `{"project":"echo-web","repo":"acme/echo-repo","branch":"main","from":"staging","to":"dev","notes":"document the echo service"}`
 	var runs []string
 	for i, lane := range []string{"A", "C"} { // one set per daemon
 		for _, id := range templates {
@@ -291,7 +291,12 @@ notifications:
 	}
 
 	// Everything the browser or an operator can read.
-	corpus := map[string]string{"stderr of leak-direct": direct.Logs(), "stderr of leak-rest": viaREST.Logs()}
+	corpus := map[string]string{}
+	for name, p := range map[string]*proc{"leak-direct": direct, "leak-rest": viaREST} {
+		for i, line := range strings.Split(p.Logs(), "\n") {
+			corpus[fmt.Sprintf("stderr of %s line %d", name, i+1)] = line
+		}
+	}
 	for name, q := range map[string]string{
 		"run_events": `SELECT run_id || ' #' || seq, message || ' ' || coalesce(data::text, '') FROM run_events`,
 		"artifacts":  `SELECT run_id || ' ' || title, title || ' ' || value FROM artifacts`,
@@ -311,20 +316,6 @@ notifications:
 	require.Greater(t, count(t, db.Pool, `SELECT count(*) FROM run_events WHERE message ILIKE '%authoriz%' OR message ILIKE '%credential%' OR message ILIKE '%api key%'`), 0,
 		"the echoed error bodies must have reached the events (else this test proves nothing)")
 
-	if os.Getenv("LEAK_DEBUG") != "" {
-		rows, _ := db.Pool.Query(ctx, `SELECT kind, env, coalesce(error_message, '') FROM runs ORDER BY kind`)
-		for rows.Next() {
-			var k, e, m string
-			_ = rows.Scan(&k, &e, &m)
-			t.Logf("run %s/%s: %s", k, e, m)
-		}
-		rows.Close()
-		for _, l := range strings.Split(direct.Logs(), "\n") {
-			if strings.Contains(l, "REDACTED") || strings.Contains(l, "warn") || strings.Contains(l, "error") {
-				t.Logf("log: %.400s", l)
-			}
-		}
-	}
 	hits := scanForSecrets(s, corpus)
 	for _, h := range hits {
 		t.Error(h)
@@ -385,4 +376,24 @@ func excerpt(text, needle string) string {
 	}
 	from, to := max(0, i-80), min(len(text), i+len(needle)+40)
 	return text[from:to]
+}
+
+// TestScanForSecretsFindsLeaks: the scanner itself finds each form of leak,
+// so that a clean scan means something.
+func TestScanForSecretsFindsLeaks(t *testing.T) {
+	t.Parallel()
+	jwt := postgresttest.SignJWT("scanner-secret-0123456789abcdef0123", "service_role", "", time.Hour)
+	secrets := leakSecrets{"token": "Tok3n/With+Odd&Chars=" + randToken(alnum, 16), "jwt": jwt}
+	for name, text := range map[string]string{
+		"raw":       "error: " + secrets["token"],
+		"query":     "GET /x?t=" + url.QueryEscape(secrets["token"]),
+		"json":      `{"m":` + jsonString(secrets["token"]) + `}`,
+		"truncated": "body: " + secrets["token"][:14] + "…",
+		"jwt piece": "sig " + jwt[len(jwt)-20:],
+		"gh shape":  "ghp_" + randToken(alnum, 36),
+		"jwt shape": postgresttest.SignJWT("another-secret-0123456789abcdef0123", "anon", "", time.Hour),
+	} {
+		require.NotEmpty(t, scanForSecrets(secrets, map[string]string{name: text}), "the scanner missed %s", name)
+	}
+	require.Empty(t, scanForSecrets(secrets, map[string]string{"clean": "Authorization=[REDACTED] url=/v2/droplets"}))
 }
