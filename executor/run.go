@@ -141,14 +141,19 @@ func (x *execution) phases() outcome {
 // enterPhase records the phase in runs.phase (fenced) and announces it.
 func (x *execution) enterPhase(phase string) (outcome, bool) {
 	x.setPhase(phase)
-	ok, err := x.d.retryStore(x.ctx, func(ctx context.Context) (bool, error) {
-		return x.d.store.SetPhase(ctx, x.lease, phase)
-	})
-	if err != nil {
-		return x.classify(phase, err), true
-	}
-	if !ok {
-		return outcome{lost: true}, true
+	// claim_run already recorded validate; every later phase is written
+	// before it starts, so the reaper never mistakes an action for a
+	// preflight.
+	if phase != PhaseValidate || x.run.Phase == nil || *x.run.Phase != PhaseValidate {
+		ok, err := x.d.retryStore(x.ctx, func(ctx context.Context) (bool, error) {
+			return x.d.store.SetPhase(ctx, x.lease, phase)
+		})
+		if err != nil {
+			return x.classify(phase, err), true
+		}
+		if !ok {
+			return outcome{lost: true}, true
+		}
 	}
 	_ = x.rc.Info("System", phase+" started", nil)
 	return outcome{}, false

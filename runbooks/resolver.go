@@ -28,8 +28,10 @@ type Resolver struct {
 }
 
 type cachedTemplate struct {
-	tpl *executor.Template
-	at  time.Time
+	tpl      *executor.Template
+	parsed   *Template
+	parseErr error
+	at       time.Time
 }
 
 // templateTTL is how long a loaded template is reused; edits show up after it.
@@ -40,11 +42,11 @@ var _ executor.Resolver = (*Resolver)(nil)
 // Resolve implements executor.Resolver.
 func (r *Resolver) Resolve(ctx context.Context, run *executor.Run) (executor.Runbook, error) {
 	if run.TemplateID != nil && *run.TemplateID != "" {
-		tpl, err := r.template(ctx, *run.TemplateID)
+		c, err := r.template(ctx, *run.TemplateID)
 		if err != nil {
 			return nil, err
 		}
-		return &TemplateRunbook{Source: tpl, Tools: r.Tools}, nil
+		return &TemplateRunbook{Source: c.tpl, Tools: r.Tools, parsed: c.parsed, parseErr: c.parseErr}, nil
 	}
 	if k, ok := r.Kinds[run.Kind]; ok {
 		return k(run), nil
@@ -52,25 +54,27 @@ func (r *Resolver) Resolve(ctx context.Context, run *executor.Run) (executor.Run
 	return nil, fmt.Errorf("%w: no runbook for kind %q", executor.ErrValidation, run.Kind)
 }
 
-func (r *Resolver) template(ctx context.Context, id string) (*executor.Template, error) {
+func (r *Resolver) template(ctx context.Context, id string) (cachedTemplate, error) {
 	r.mu.Lock()
 	c, ok := r.cache[id]
 	r.mu.Unlock()
 	if ok && time.Since(c.at) < templateTTL {
-		return c.tpl, nil
+		return c, nil
 	}
 	tpl, err := r.Store.GetTemplate(ctx, id)
 	if errors.Is(err, executor.ErrNotFound) {
-		return nil, fmt.Errorf("%w: template %s does not exist", executor.ErrValidation, id)
+		return cachedTemplate{}, fmt.Errorf("%w: template %s does not exist", executor.ErrValidation, id)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("load template %s: %w", id, err)
+		return cachedTemplate{}, fmt.Errorf("load template %s: %w", id, err)
 	}
+	c = cachedTemplate{tpl: tpl, at: time.Now()}
+	c.parsed, c.parseErr = ParseTemplate(tpl.TemplateYAML, r.Tools.Has)
 	r.mu.Lock()
 	if r.cache == nil {
 		r.cache = map[string]cachedTemplate{}
 	}
-	r.cache[id] = cachedTemplate{tpl: tpl, at: time.Now()}
+	r.cache[id] = c
 	r.mu.Unlock()
-	return tpl, nil
+	return c, nil
 }

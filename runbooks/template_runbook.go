@@ -118,6 +118,11 @@ type TemplateRunbook struct {
 
 	tpl   *Template
 	steps []resolvedStep
+
+	// parsed is the template already parsed by the Resolver's cache (it is
+	// never modified), so a template is not re-parsed for every run.
+	parsed   *Template
+	parseErr error
 }
 
 type resolvedStep struct {
@@ -130,7 +135,10 @@ var _ executor.DryRunner = (*TemplateRunbook)(nil)
 
 // Validate parses the template and resolves the run's inputs into each step.
 func (t *TemplateRunbook) Validate(ctx context.Context, rc *executor.RunContext) error {
-	tpl, err := ParseTemplate(t.Source.TemplateYAML, t.Tools.Has)
+	tpl, err := t.parsed, t.parseErr
+	if tpl == nil && err == nil {
+		tpl, err = ParseTemplate(t.Source.TemplateYAML, t.Tools.Has)
+	}
 	if err != nil {
 		return fmt.Errorf("%w: template %s: %v", executor.ErrValidation, t.Source.Slug, err)
 	}

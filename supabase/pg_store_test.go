@@ -280,7 +280,7 @@ func TestPGStoreReleaseAndReap(t *testing.T) {
 	require.NoError(t, err)
 	reaped, err = s.ReapStale(ctx, 1500*time.Millisecond) // rounded up to 2 s
 	require.NoError(t, err)
-	assert.Equal(t, []executor.ReapResult{{RunID: r.ID, Action: "requeued", Phase: "claim", Worker: "w2"}}, reaped)
+	assert.Equal(t, []executor.ReapResult{{RunID: r.ID, Action: "requeued", Phase: "validate", Worker: "w2"}}, reaped)
 	reaped, err = s.ReapStale(ctx, 0) // at least 1 s
 	require.NoError(t, err)
 	assert.Empty(t, reaped)

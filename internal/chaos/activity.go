@@ -67,6 +67,31 @@ func (h *harness) activity(rep *Report, runs []*runRow, logs []logLine, workers 
 			wasR++
 		}
 	}
+	// The most common errors, by their first words, to tell the injected
+	// failures from a broken build.
+	errs := map[string]int{}
+	for _, r := range runs {
+		if r.status == "error" {
+			msg := r.errorMessage
+			if len(msg) > 160 {
+				msg = msg[:160]
+			}
+			errs[msg]++
+		}
+	}
+	type errCount struct {
+		msg string
+		n   int
+	}
+	var top []errCount
+	for m, n := range errs {
+		top = append(top, errCount{m, n})
+	}
+	sort.Slice(top, func(i, j int) bool { return top[i].n > top[j].n || (top[i].n == top[j].n && top[i].msg < top[j].msg) })
+	var topErrs []string
+	for i := 0; i < len(top) && i < 3; i++ {
+		topErrs = append(topErrs, fmt.Sprintf("%d× %q", top[i].n, top[i].msg))
+	}
 	st := h.rest.Stats()
 	cfg := h.cfg
 	rep.activity = [][2]string{
@@ -74,6 +99,7 @@ func (h *harness) activity(rep *Report, runs []*runRow, logs []logLine, workers 
 			h.ended.Sub(h.began).Round(time.Millisecond), cfg.Seed, cfg.Direct, cfg.REST, cfg.HeartbeatInterval, cfg.StaleAfter, cfg.ReaperPeriod)},
 		{"runs enqueued", fmt.Sprintf("%d: success %d, error %d, canceled %d, queued %d, running %d",
 			len(h.enqueued), status["success"], status["error"], status["canceled"], status["queued"], status["running"])},
+		{"most common errors", strings.Join(topErrs, "; ")},
 		{"attempts (claims)", fmt.Sprintf("%d (direct %d, REST %d); %d runs took more than one",
 			sumAttempts(runs), byStore[storeDirect], byStore[storeREST], multi)},
 		{"daemon stops", fmt.Sprintf("%d SIGKILL, %d SIGTERM, %d restarts; %d refused to start during an outage (exit 1), %d other exits",

@@ -105,10 +105,6 @@ func failOnViolations(t *testing.T, rep *Report) {
 // not fixed yet. Each names exactly one narrow invariant, so nothing else
 // hides behind it. Remove an entry together with its fix.
 var knownBugs = map[string]string{
-	InvariantQueuedCancelEvent: "the frontend's cancel, UPDATE runs SET status = 'canceled' on a queued run, " +
-		"finishes the run (runs_guard) without writing any run_events row; only cancel_run writes " +
-		"'run canceled before it started'. Fix: write that event from an AFTER UPDATE trigger on the queued->canceled " +
-		"transition (through the SECURITY DEFINER opsd_system_event) and drop the insert from cancel_run.",
 	InvariantSelfFencing: "a daemon whose heartbeats fail keeps executing its runs (executor: heartbeatOnce only logs); " +
 		"after stale-after the reaper requeues them and another daemon claims them while the first still runs them. " +
 		"Fix: when no heartbeat has succeeded for stale-after minus one heartbeat interval (timed from the send of the " +

@@ -15,6 +15,7 @@ type runRow struct {
 	session          *string
 	attempt          int
 	finishedAt       *time.Time
+	errorMessage     string
 	canceledAt       *time.Time
 	events           []eventRow
 	attempts         []*attemptSpan
@@ -103,7 +104,8 @@ func (e eventRow) isFinal() bool {
 func (h *harness) load() ([]*runRow, error) {
 	ctx, cancel := h.ctx()
 	defer cancel()
-	rows, err := h.db.Pool.Query(ctx, `SELECT id, status, lane, session_id, attempt, finished_at, canceled_at FROM runs ORDER BY created_at`)
+	rows, err := h.db.Pool.Query(ctx, `SELECT id, status, lane, session_id, attempt, finished_at, canceled_at, coalesce(error_message, '')
+		FROM runs ORDER BY created_at`)
 	if err != nil {
 		return nil, err
 	}
@@ -111,7 +113,7 @@ func (h *harness) load() ([]*runRow, error) {
 	var runs []*runRow
 	for rows.Next() {
 		r := &runRow{}
-		if err := rows.Scan(&r.id, &r.status, &r.lane, &r.session, &r.attempt, &r.finishedAt, &r.canceledAt); err != nil {
+		if err := rows.Scan(&r.id, &r.status, &r.lane, &r.session, &r.attempt, &r.finishedAt, &r.canceledAt, &r.errorMessage); err != nil {
 			return nil, err
 		}
 		runs = append(runs, r)

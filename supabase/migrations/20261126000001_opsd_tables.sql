@@ -140,18 +140,23 @@ CREATE TRIGGER spec_docs_touch_updated_at BEFORE UPDATE ON public.spec_docs
 CREATE UNIQUE INDEX IF NOT EXISTS run_events_run_id_seq_key ON public.run_events (run_id, seq);
 CREATE INDEX IF NOT EXISTS artifacts_run_id_idx ON public.artifacts (run_id);
 
--- The per-lane claim scans queued runs of one lane in priority, created_at order.
-CREATE INDEX IF NOT EXISTS runs_claim_idx ON public.runs (lane, priority, created_at, id)
-  WHERE status = 'queued';
--- Lane exclusivity check and the stale-run scan look at in-flight runs.
+-- The per-lane claim reads sessionless runs, and the head run of each
+-- session, of one lane in priority, created_at order.
+CREATE INDEX IF NOT EXISTS runs_claim_sessionless_idx ON public.runs (lane, priority, created_at, id)
+  WHERE status = 'queued' AND session_id IS NULL;
+CREATE INDEX IF NOT EXISTS runs_claim_session_idx ON public.runs (lane, session_id, priority, created_at, id)
+  WHERE status = 'queued' AND session_id IS NOT NULL;
+-- Lane exclusivity and the stale-run scan look at the (few) in-flight runs.
+-- heartbeat_at is deliberately not indexed: heartbeats and phase changes
+-- then touch no indexed column and stay HOT updates (see fillfactor below).
 CREATE INDEX IF NOT EXISTS runs_inflight_idx ON public.runs (session_id, lane)
-  WHERE status = 'running' OR (status = 'canceled' AND finished_at IS NULL);
-CREATE INDEX IF NOT EXISTS runs_heartbeat_idx ON public.runs (heartbeat_at)
   WHERE status = 'running' OR (status = 'canceled' AND finished_at IS NULL);
 CREATE INDEX IF NOT EXISTS runs_claimed_by_idx ON public.runs (claimed_by)
   WHERE claimed_by IS NOT NULL AND finished_at IS NULL;
 CREATE INDEX IF NOT EXISTS runs_session_lane_created_idx ON public.runs (session_id, lane, created_at DESC);
 CREATE INDEX IF NOT EXISTS runs_created_at_idx ON public.runs (created_at DESC);
+-- Room on each page for the in-place (HOT) updates of heartbeats and phases.
+ALTER TABLE public.runs SET (fillfactor = 80);
 -- The hard guarantee behind the lane rule: one running run per (session, lane).
 CREATE UNIQUE INDEX IF NOT EXISTS runs_one_running_per_lane ON public.runs (session_id, lane)
   WHERE status = 'running' AND session_id IS NOT NULL;

@@ -62,22 +62,36 @@ BEGIN
     END IF;
   END IF;
 
+  -- Candidates in lane order: sessionless runs straight off their index, and
+  -- the head run of every session whose lane is free (DISTINCT ON walks the
+  -- session index in order, so nothing is sorted but the few candidates).
   FOR c IN
     SELECT q.id, q.session_id FROM (
-      SELECT DISTINCT ON (coalesce(x.session_id, x.id)) x.id, x.session_id, x.priority, x.created_at
-      FROM public.runs x
-      WHERE x.status = 'queued' AND x.lane = p_lane
-      ORDER BY coalesce(x.session_id, x.id), x.priority, x.created_at, x.id
+      (SELECT x.id, NULL::uuid AS session_id, x.priority, x.created_at
+         FROM public.runs x
+        WHERE x.status = 'queued' AND x.lane = p_lane AND x.session_id IS NULL
+        ORDER BY x.priority, x.created_at, x.id
+        LIMIT p_limit * 2 + 8)
+      UNION ALL
+      (SELECT h.id, h.session_id, h.priority, h.created_at FROM (
+          SELECT DISTINCT ON (x.session_id) x.id, x.session_id, x.priority, x.created_at
+            FROM public.runs x
+           WHERE x.status = 'queued' AND x.lane = p_lane AND x.session_id IS NOT NULL
+           ORDER BY x.session_id, x.priority, x.created_at, x.id) h
+        WHERE NOT EXISTS (
+          SELECT 1 FROM public.runs a
+           WHERE a.session_id = h.session_id AND a.lane = p_lane
+             AND (a.status = 'running' OR (a.status = 'canceled' AND a.finished_at IS NULL AND a.claimed_by IS NOT NULL)))
+        ORDER BY h.priority, h.created_at, h.id
+        LIMIT p_limit * 2 + 8)
     ) q
-    WHERE q.session_id IS NULL OR NOT public.opsd_lane_busy(q.session_id, p_lane)
     ORDER BY q.priority, q.created_at, q.id
-    LIMIT p_limit * 4 + 16
   LOOP
     EXIT WHEN v_claimed >= p_limit;
     IF c.session_id IS NULL THEN
       UPDATE public.runs x
          SET status = 'running', claimed_by = p_worker, claimed_at = clock_timestamp(), heartbeat_at = clock_timestamp(),
-             started_at = clock_timestamp(), attempt = x.attempt + 1, claim_token = v_token, phase = NULL
+             started_at = clock_timestamp(), attempt = x.attempt + 1, claim_token = v_token, phase = 'validate'
        WHERE x.id = (SELECT y.id FROM public.runs y WHERE y.id = c.id AND y.status = 'queued'
                      FOR UPDATE SKIP LOCKED)
       RETURNING * INTO r;
@@ -89,7 +103,7 @@ BEGIN
       CONTINUE WHEN public.opsd_lane_busy(c.session_id, p_lane);
       UPDATE public.runs x
          SET status = 'running', claimed_by = p_worker, claimed_at = clock_timestamp(), heartbeat_at = clock_timestamp(),
-             started_at = clock_timestamp(), attempt = x.attempt + 1, claim_token = v_token, phase = NULL
+             started_at = clock_timestamp(), attempt = x.attempt + 1, claim_token = v_token, phase = 'validate'
        WHERE x.id = (SELECT y.id FROM public.runs y
                       WHERE y.session_id = c.session_id AND y.lane = p_lane AND y.status = 'queued'
                       ORDER BY y.priority, y.created_at, y.id LIMIT 1 FOR UPDATE)
