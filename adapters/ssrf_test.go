@@ -119,13 +119,20 @@ func TestURLPolicyErrorHidesSecrets(t *testing.T) {
 	}
 }
 
-func TestURLPolicyDialRebinding(t *testing.T) {
-	t.Parallel()
+// localServer starts a loopback server that answers body, and returns it
+// with its port.
+func localServer(t *testing.T, body string) (*httptest.Server, string) {
+	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.WriteString(w, "internal secret")
+		_, _ = io.WriteString(w, body)
 	}))
 	t.Cleanup(srv.Close)
-	port := srv.URL[strings.LastIndex(srv.URL, ":")+1:]
+	return srv, srv.URL[strings.LastIndex(srv.URL, ":")+1:]
+}
+
+func TestURLPolicyDialRebinding(t *testing.T) {
+	t.Parallel()
+	_, port := localServer(t, "internal secret")
 
 	// The first answer is public (Check passes), later ones point at loopback.
 	var lookups atomic.Int32
@@ -154,11 +161,7 @@ func TestURLPolicyDialRebinding(t *testing.T) {
 
 func TestURLPolicyDialAllowed(t *testing.T) {
 	t.Parallel()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.WriteString(w, "ok")
-	}))
-	t.Cleanup(srv.Close)
-	port := srv.URL[strings.LastIndex(srv.URL, ":")+1:]
+	srv, port := localServer(t, "ok")
 
 	tests := []struct {
 		name  string

@@ -265,19 +265,8 @@ func TestTransportCancel(t *testing.T) {
 		log := newCallLog()
 		ctx, cancel := context.WithCancel(WithRecorder(context.Background(), log))
 		defer cancel()
-		errc := make(chan error, 1)
-		go func() {
-			_, err := do(t, NewHTTPClient("test", o), ctx, http.MethodGet, srv.URL, nil)
-			errc <- err
-		}()
-		<-log.ch // first attempt answered; the transport now waits 60s
-		cancel()
-		select {
-		case err := <-errc:
-			assert.ErrorIs(t, err, context.Canceled)
-		case <-time.After(5 * time.Second):
-			t.Fatal("cancelled request did not return")
-		}
+		// log.ch: the first attempt is answered; the transport now waits 60s.
+		cancelOnceReady(t, NewHTTPClient("test", o), ctx, cancel, srv.URL, log.ch)
 	})
 	t.Run("during a slow attempt", func(t *testing.T) {
 		t.Parallel()
@@ -289,20 +278,27 @@ func TestTransportCancel(t *testing.T) {
 		t.Cleanup(srv.Close)
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		errc := make(chan error, 1)
-		go func() {
-			_, err := do(t, NewHTTPClient("test", fastOpts()), ctx, http.MethodGet, srv.URL, nil)
-			errc <- err
-		}()
-		<-arrived
-		cancel()
-		select {
-		case err := <-errc:
-			assert.ErrorIs(t, err, context.Canceled)
-		case <-time.After(5 * time.Second):
-			t.Fatal("cancelled request did not return")
-		}
+		cancelOnceReady(t, NewHTTPClient("test", fastOpts()), ctx, cancel, srv.URL, arrived)
 	})
+}
+
+// cancelOnceReady GETs url with c and ctx, calls cancel once ready yields,
+// and checks that the request then returns context.Canceled promptly.
+func cancelOnceReady[T any](t *testing.T, c *http.Client, ctx context.Context, cancel context.CancelFunc, url string, ready <-chan T) {
+	t.Helper()
+	errc := make(chan error, 1)
+	go func() {
+		_, err := do(t, c, ctx, http.MethodGet, url, nil)
+		errc <- err
+	}()
+	<-ready
+	cancel()
+	select {
+	case err := <-errc:
+		assert.ErrorIs(t, err, context.Canceled)
+	case <-time.After(5 * time.Second):
+		t.Fatal("cancelled request did not return")
+	}
 }
 
 func TestTransportRecordsPathOnly(t *testing.T) {

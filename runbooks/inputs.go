@@ -126,7 +126,7 @@ func (p *params) required(key, value, what string) {
 
 // shape reports a value that does not match re.
 func (p *params) shape(key, value string, re *regexp.Regexp, expect string) {
-	if value != "" && (!re.MatchString(value) || strings.Contains(value, "..")) {
+	if value != "" && !hasShape(value, re) {
 		p.problem("input %q must be %s, got %q", key, expect, value)
 	}
 }
@@ -174,16 +174,9 @@ func (p *params) list(key string) []string {
 	case string:
 		return strings.FieldsFunc(x, func(r rune) bool { return r == ',' || r == '\n' || r == ' ' || r == '\t' })
 	case []any:
-		out := make([]string, 0, len(x))
-		for i, e := range x {
-			s, ok := e.(string)
-			if !ok {
-				p.problem("input %q[%d] must be text, got %s", key, i, describeJSON(e))
-				continue
-			}
-			out = append(out, s)
-		}
-		return out
+		return textItems(x, func(i int, e any) {
+			p.problem("input %q[%d] must be text, got %s", key, i, describeJSON(e))
+		})
 	}
 	p.problem("input %q must be a list of text, got %s", key, describeJSON(v))
 	return nil
@@ -202,6 +195,27 @@ func (p *params) report(rc *executor.RunContext) {
 	for _, w := range p.warnings {
 		_ = rc.Warn(srcSystem, w, nil)
 	}
+}
+
+// textItems returns the text elements of a JSON list, calling bad with the
+// index and value of each element that is not text.
+func textItems(list []any, bad func(i int, e any)) []string {
+	out := make([]string, 0, len(list))
+	for i, e := range list {
+		s, ok := e.(string)
+		if !ok {
+			bad(i, e)
+			continue
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// hasShape reports whether s matches re. ".." is refused whatever re allows,
+// so that no value can climb out of a path it is joined to.
+func hasShape(s string, re *regexp.Regexp) bool {
+	return re.MatchString(s) && !strings.Contains(s, "..")
 }
 
 func describeJSON(v any) string {

@@ -51,7 +51,7 @@ func (a *argReader) str(key string, required bool, re *regexp.Regexp, what strin
 		a.problem("args.%s must be text (%s), got %s", key, what, describeJSON(v))
 		return ""
 	}
-	if re != nil && (!re.MatchString(s) || strings.Contains(s, "..")) {
+	if re != nil && !hasShape(s, re) {
 		a.problem("args.%s must be %s, got %q", key, what, s)
 	}
 	return s
@@ -119,16 +119,9 @@ func (a *argReader) list(key string) []string {
 		}
 		return out
 	case []any:
-		out := make([]string, 0, len(x))
-		for i, e := range x {
-			s, ok := e.(string)
-			if !ok {
-				a.problem("args.%s[%d] must be text, got %s", key, i, describeJSON(e))
-				continue
-			}
-			out = append(out, s)
-		}
-		return out
+		return textItems(x, func(i int, e any) {
+			a.problem("args.%s[%d] must be text, got %s", key, i, describeJSON(e))
+		})
 	}
 	a.problem("args.%s must be a list of text, got %s", key, describeJSON(v))
 	return nil

@@ -1,6 +1,7 @@
 package github_test
 
 import (
+	"context"
 	"fmt"
 	"testing"
 
@@ -8,7 +9,23 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/opscontrolroom/opsd/adapters/github"
+	"github.com/opscontrolroom/opsd/adapters/github/githubtest"
 )
+
+// summaryOfMain seeds the head commit of repo's main branch, then returns
+// what get summarises for it, and the fake and the commit for checking the
+// requests made.
+func summaryOfMain(t *testing.T, seed func(srv *githubtest.Server, sha string),
+	get func(c *github.Client, ctx context.Context, repo, sha string) (github.Summary, error),
+) (github.Summary, *githubtest.Server, string) {
+	t.Helper()
+	c, srv := setup(t)
+	sha, _ := srv.Branch(repo, "main")
+	seed(srv, sha)
+	got, err := get(c, ctx(t), repo, sha)
+	require.NoError(t, err)
+	return got, srv, sha
+}
 
 func TestCombinedStatus(t *testing.T) {
 	t.Parallel()
@@ -32,13 +49,11 @@ func TestCombinedStatus(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			c, srv := setup(t)
-			sha, _ := srv.Branch(repo, "main")
-			for _, s := range tt.statuses {
-				srv.SetStatus(repo, sha, s.context, s.state)
-			}
-			got, err := c.CombinedStatus(ctx(t), repo, sha)
-			require.NoError(t, err)
+			got, _, _ := summaryOfMain(t, func(srv *githubtest.Server, sha string) {
+				for _, s := range tt.statuses {
+					srv.SetStatus(repo, sha, s.context, s.state)
+				}
+			}, (*github.Client).CombinedStatus)
 			assert.Equal(t, tt.want, got)
 		})
 	}
@@ -46,15 +61,12 @@ func TestCombinedStatus(t *testing.T) {
 
 func TestCombinedStatusPaginates(t *testing.T) {
 	t.Parallel()
-	c, srv := setup(t)
-	sha, _ := srv.Branch(repo, "main")
-	for i := range 230 {
-		srv.SetStatus(repo, sha, fmt.Sprintf("ctx-%03d", i), "success")
-	}
-	srv.SetStatus(repo, sha, "zz-last", "failure")
-
-	got, err := c.CombinedStatus(ctx(t), repo, sha)
-	require.NoError(t, err)
+	got, srv, sha := summaryOfMain(t, func(srv *githubtest.Server, sha string) {
+		for i := range 230 {
+			srv.SetStatus(repo, sha, fmt.Sprintf("ctx-%03d", i), "success")
+		}
+		srv.SetStatus(repo, sha, "zz-last", "failure")
+	}, (*github.Client).CombinedStatus)
 	assert.Equal(t, 231, got.Total)
 	assert.Equal(t, []string{"zz-last"}, got.Failed)
 	assert.Equal(t, 3, srv.CountRequests("GET", "/repos/acme/app/commits/"+sha+"/status"))
@@ -81,13 +93,11 @@ func TestCheckRuns(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			c, srv := setup(t)
-			sha, _ := srv.Branch(repo, "main")
-			for _, r := range tt.runs {
-				srv.AddCheckRun(repo, sha, r.name, r.status, r.conclusion)
-			}
-			got, err := c.CheckRuns(ctx(t), repo, sha)
-			require.NoError(t, err)
+			got, _, _ := summaryOfMain(t, func(srv *githubtest.Server, sha string) {
+				for _, r := range tt.runs {
+					srv.AddCheckRun(repo, sha, r.name, r.status, r.conclusion)
+				}
+			}, (*github.Client).CheckRuns)
 			assert.Equal(t, tt.want, got)
 		})
 	}
@@ -95,15 +105,12 @@ func TestCheckRuns(t *testing.T) {
 
 func TestCheckRunsPaginates(t *testing.T) {
 	t.Parallel()
-	c, srv := setup(t)
-	sha, _ := srv.Branch(repo, "main")
-	for i := range 150 {
-		srv.AddCheckRun(repo, sha, fmt.Sprintf("job-%03d", i), "completed", "success")
-	}
-	srv.AddCheckRun(repo, sha, "slow", "in_progress", "")
-
-	got, err := c.CheckRuns(ctx(t), repo, sha)
-	require.NoError(t, err)
+	got, srv, sha := summaryOfMain(t, func(srv *githubtest.Server, sha string) {
+		for i := range 150 {
+			srv.AddCheckRun(repo, sha, fmt.Sprintf("job-%03d", i), "completed", "success")
+		}
+		srv.AddCheckRun(repo, sha, "slow", "in_progress", "")
+	}, (*github.Client).CheckRuns)
 	assert.Equal(t, github.Summary{State: github.StatePending, Total: 151}, got)
 	assert.Equal(t, 2, srv.CountRequests("GET", "/repos/acme/app/commits/"+sha+"/check-runs"))
 }

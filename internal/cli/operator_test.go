@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -15,12 +16,70 @@ import (
 	"github.com/opscontrolroom/opsd/internal/postgresttest"
 )
 
-func TestSubmitFollowSuccess(t *testing.T) {
-	t.Parallel()
+// daemonEnv is newCLIEnv with a daemon running and yaml stored as the run
+// template slug, and the test's context.
+func daemonEnv(t *testing.T, slug, yaml string) (*cliEnv, context.Context) {
+	t.Helper()
 	c := newCLIEnv(t)
 	c.startDaemon()
-	c.template("noop", noopTemplate)
-	ctx := testContext(t)
+	c.template(slug, yaml)
+	return c, testContext(t)
+}
+
+// wantExit runs a command that must exit with code and say want on stderr.
+func wantExit(t *testing.T, run runner, code int, want string, args ...string) {
+	t.Helper()
+	got, stderr := run(nil, args...)
+	assert.Equal(t, code, got, args)
+	assert.Contains(t, stderr, want, args)
+}
+
+// runner runs a CLI command, writing its stdout to out.
+type runner func(out *syncBuffer, args ...string) (int, string)
+
+func (c *cliEnv) runner(ctx context.Context) runner {
+	return func(out *syncBuffer, args ...string) (int, string) { return c.run(ctx, out, args...) }
+}
+
+// followed is a `submit --follow` running in the background.
+type followed struct {
+	id   string // the submitted run
+	out  syncBuffer
+	done chan int
+}
+
+// followSubmit starts `submit args... --follow` with run and waits until its
+// output shows until, by which time the run's id is known.
+func followSubmit(t *testing.T, run runner, until string, args ...string) *followed {
+	t.Helper()
+	f := &followed{done: make(chan int, 1)}
+	args = append(append([]string{"submit"}, args...), "--follow", "--interval", "50ms")
+	go func() {
+		code, _ := run(&f.out, args...)
+		f.done <- code
+	}()
+	waitFor(t, 30*time.Second, fmt.Sprintf("%q in the output of submit --follow", until), func() bool {
+		return strings.Contains(f.out.String(), until)
+	})
+	f.id = firstLine(f.out.String())
+	return f
+}
+
+// exitCode waits for submit --follow to end and returns its exit code.
+func (f *followed) exitCode(t *testing.T) int {
+	t.Helper()
+	select {
+	case code := <-f.done:
+		return code
+	case <-time.After(30 * time.Second):
+		t.Fatal("submit --follow did not end")
+		return 0
+	}
+}
+
+func TestSubmitFollowSuccess(t *testing.T) {
+	t.Parallel()
+	c, ctx := daemonEnv(t, "noop", noopTemplate)
 
 	var out syncBuffer
 	code, stderr := c.run(ctx, &out, "submit", "--kind", "healthcheck", "--env", "dev", "--lane", "B",
@@ -60,19 +119,10 @@ func TestSubmitFollowFailingRunExits1(t *testing.T) {
 // running, then cancels it from another command.
 func TestFollowIsLiveAndCancelExits3(t *testing.T) {
 	t.Parallel()
-	c := newCLIEnv(t)
-	c.startDaemon()
-	c.template("slow", slowTemplate)
-	ctx := testContext(t)
+	c, ctx := daemonEnv(t, "slow", slowTemplate)
 
-	var out syncBuffer
-	done := make(chan int, 1)
-	go func() {
-		code, _ := c.run(ctx, &out, "submit", "--kind", "incident", "--env", "staging", "--template", "slow", "--follow", "--interval", "50ms")
-		done <- code
-	}()
-	waitFor(t, 30*time.Second, "the action phase to show", func() bool { return strings.Contains(out.String(), "action started") })
-	id := firstLine(out.String())
+	f := followSubmit(t, c.runner(ctx), "action started", "--kind", "incident", "--env", "staging", "--template", "slow")
+	id := f.id
 	run, err := c.store.GetRun(ctx, id)
 	require.NoError(t, err)
 	require.Equal(t, executor.StatusRunning, run.Status, "events must stream while the run runs")
@@ -82,57 +132,32 @@ func TestFollowIsLiveAndCancelExits3(t *testing.T) {
 	require.Equal(t, 0, code, stderr)
 	assert.Equal(t, "canceled run "+id+"\n", cancelOut.String())
 
-	select {
-	case code := <-done:
-		assert.Equal(t, exitRunCanceled, code)
-	case <-time.After(30 * time.Second):
-		t.Fatal("submit --follow did not end after the cancel")
-	}
-	assert.Contains(t, out.String(), "run "+id+" canceled")
+	assert.Equal(t, exitRunCanceled, f.exitCode(t))
+	assert.Contains(t, f.out.String(), "run "+id+" canceled")
 
 	// Canceling again is refused, and says why.
-	code, stderr = c.run(ctx, nil, "cancel", id)
-	assert.Equal(t, 1, code)
-	assert.Contains(t, stderr, "already finished (canceled)")
+	wantExit(t, c.runner(ctx), 1, "already finished (canceled)", "cancel", id)
 }
 
 func TestApproveLetsAProdDeployGoOn(t *testing.T) {
 	t.Parallel()
-	c := newCLIEnv(t)
-	c.startDaemon()
-	c.template("ship", noopTemplate)
-	ctx := testContext(t)
+	c, ctx := daemonEnv(t, "ship", noopTemplate)
 
-	var out syncBuffer
-	done := make(chan int, 1)
-	go func() {
-		code, _ := c.run(ctx, &out, "submit", "--kind", "deploy", "--env", "prod", "--template", "ship", "--follow", "--interval", "50ms")
-		done <- code
-	}()
-	waitFor(t, 30*time.Second, "the run to wait for approval", func() bool { return strings.Contains(out.String(), "waiting for approval") })
-	id := firstLine(out.String())
+	f := followSubmit(t, c.runner(ctx), "waiting for approval", "--kind", "deploy", "--env", "prod", "--template", "ship")
+	id := f.id
 
 	var approveOut syncBuffer
 	code, stderr := c.run(ctx, &approveOut, "approve", "--as", "alice@laptop", id)
 	require.Equal(t, 0, code, stderr)
 	assert.Equal(t, "approved run "+id+" as alice@laptop\n", approveOut.String())
-	select {
-	case code := <-done:
-		assert.Equal(t, 0, code, out.String())
-	case <-time.After(30 * time.Second):
-		t.Fatal("the approved run did not finish")
-	}
+	assert.Equal(t, 0, f.exitCode(t), f.out.String())
 	run, err := c.store.GetRun(ctx, id)
 	require.NoError(t, err)
 	require.NotNil(t, run.ApprovedBy)
 	assert.Equal(t, "alice@laptop", *run.ApprovedBy)
 
-	code, stderr = c.run(ctx, nil, "approve", id)
-	assert.Equal(t, 1, code)
-	assert.Contains(t, stderr, "already finished (success)")
-	code, stderr = c.run(ctx, nil, "approve", "00000000-0000-4000-8000-000000000000")
-	assert.Equal(t, 1, code)
-	assert.Contains(t, stderr, "no such run")
+	wantExit(t, c.runner(ctx), 1, "already finished (success)", "approve", id)
+	wantExit(t, c.runner(ctx), 1, "no such run", "approve", "00000000-0000-4000-8000-000000000000")
 }
 
 func TestSubmitValidatesLocally(t *testing.T) {
@@ -157,9 +182,7 @@ func TestSubmitValidatesLocally(t *testing.T) {
 		{"unknown flag", []string{"--kind", "deploy", "--env", "dev", "--colour"}, "unknown flag: --colour"},
 	}
 	for _, tc := range cases {
-		code, stderr := c.run(ctx, nil, append([]string{"submit"}, tc.args...)...)
-		assert.Equal(t, 2, code, tc.name)
-		assert.Contains(t, stderr, tc.want, tc.name)
+		wantExit(t, c.runner(ctx), 2, tc.want, append([]string{"submit"}, tc.args...)...)
 	}
 	runs, err := c.store.ListRuns(ctx, executor.RunFilter{})
 	require.NoError(t, err)
@@ -179,10 +202,7 @@ func TestSubmitValidatesLocally(t *testing.T) {
 
 func TestTailJSONAndArtifacts(t *testing.T) {
 	t.Parallel()
-	c := newCLIEnv(t)
-	c.startDaemon()
-	c.template("noop", noopTemplate)
-	ctx := testContext(t)
+	c, ctx := daemonEnv(t, "noop", noopTemplate)
 
 	var out syncBuffer
 	code, stderr := c.run(ctx, &out, "submit", "--kind", "spec", "--env", "dev", "--template", "noop", "--follow")
@@ -224,12 +244,8 @@ func TestTailJSONAndArtifacts(t *testing.T) {
 	assert.Contains(t, out.String(), "artifacts:\n  link  Deployment: https://example.test/d/1\n  file  report.md (18 bytes)\n        # Report\n        all good\n")
 	assert.NotContains(t, out.String(), "\x1b[", "no colour when stdout is not a terminal")
 
-	code, stderr = c.run(ctx, nil, "tail", "not-a-run")
-	assert.Equal(t, 2, code)
-	assert.Contains(t, stderr, `"not-a-run" is not a run id`)
-	code, stderr = c.run(ctx, nil, "tail", "00000000-0000-4000-8000-000000000000")
-	assert.Equal(t, 1, code)
-	assert.Contains(t, stderr, "not found")
+	wantExit(t, c.runner(ctx), 2, `"not-a-run" is not a run id`, "tail", "not-a-run")
+	wantExit(t, c.runner(ctx), 1, "not found", "tail", "00000000-0000-4000-8000-000000000000")
 }
 
 func TestStatus(t *testing.T) {
@@ -285,9 +301,9 @@ func TestOperatorCommandsNeedAStore(t *testing.T) {
 	t.Setenv("DATABASE_URL", "")
 	t.Setenv("SUPABASE_URL", "")
 	for _, args := range [][]string{{"status"}, {"tail", "00000000-0000-4000-8000-000000000000"}, {"submit", "--kind", "spec", "--env", "dev"}} {
-		code, stderr := runCLI(context.Background(), nil, args...)
-		assert.Equal(t, 2, code, args)
-		assert.Contains(t, stderr, "no store configured", args)
+		wantExit(t, func(out *syncBuffer, args ...string) (int, string) {
+			return runCLI(context.Background(), out, args...)
+		}, 2, "no store configured", args...)
 	}
 }
 
@@ -308,24 +324,15 @@ func TestRendererColoursLevelsAndPrettyPrintsData(t *testing.T) {
 // with the service-role key.
 func TestOperatorCommandsOverREST(t *testing.T) {
 	t.Parallel()
-	c := newCLIEnv(t)
-	c.startDaemon()
-	c.template("ship", noopTemplate)
+	c, ctx := daemonEnv(t, "ship", noopTemplate)
 	srv := postgresttest.New(t, c.db.URL, "operator-rest-test-jwt-secret-32-bytes!")
-	ctx := testContext(t)
 	rest := func(out *syncBuffer, args ...string) (int, string) {
 		return runCLI(ctx, out, append(args, "--database-url=", "--supabase-url", srv.URL,
 			"--supabase-service-role-key", srv.ServiceKey(), "--log-level", "warn")...)
 	}
 
-	var out syncBuffer
-	done := make(chan int, 1)
-	go func() {
-		code, _ := rest(&out, "submit", "--kind", "deploy", "--env", "prod", "--template", "ship", "--follow", "--interval", "50ms")
-		done <- code
-	}()
-	waitFor(t, 30*time.Second, "the run to wait for approval", func() bool { return strings.Contains(out.String(), "waiting for approval") })
-	id := firstLine(out.String())
+	f := followSubmit(t, rest, "waiting for approval", "--kind", "deploy", "--env", "prod", "--template", "ship")
+	id := f.id
 
 	var status syncBuffer
 	code, stderr := rest(&status, "status")
@@ -334,17 +341,10 @@ func TestOperatorCommandsOverREST(t *testing.T) {
 
 	code, stderr = rest(nil, "approve", id)
 	require.Equal(t, 0, code, stderr)
-	select {
-	case code := <-done:
-		assert.Equal(t, 0, code, out.String())
-	case <-time.After(30 * time.Second):
-		t.Fatal("the approved run did not finish")
-	}
+	assert.Equal(t, 0, f.exitCode(t), f.out.String())
 	run, err := c.store.GetRun(ctx, id)
 	require.NoError(t, err)
 	assert.Equal(t, defaultApprover(), *run.ApprovedBy)
 
-	code, stderr = rest(nil, "cancel", id)
-	assert.Equal(t, 1, code)
-	assert.Contains(t, stderr, "already finished (success)")
+	wantExit(t, rest, 1, "already finished (success)", "cancel", id)
 }

@@ -22,6 +22,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/opscontrolroom/opsd/adapters/internal/fake"
 )
 
 // DefaultToken is the token a new Server accepts.
@@ -40,8 +42,8 @@ type Server struct {
 	mu               sync.Mutex
 	seq              int64
 	repos            map[string]*repo // lower-case "owner/name"
-	failures         []*Failure
-	requests         []string
+	failures         fake.Failures[Failure]
+	requests         fake.Log[string]
 	returnRunDetails bool
 	now              func() time.Time
 }
@@ -86,11 +88,6 @@ type Failure struct {
 
 // Fail registers a failure. Failures are matched in registration order.
 func (s *Server) Fail(f Failure) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if f.Times == 0 {
-		f.Times = 1
-	}
 	switch {
 	case f.Status != 0:
 	case f.RateLimit || f.Secondary:
@@ -98,7 +95,7 @@ func (s *Server) Fail(f Failure) {
 	case f.Delay == 0:
 		f.Status = http.StatusInternalServerError
 	}
-	s.failures = append(s.failures, &f)
+	s.failures.Add(f.Method, f.Path, f.Times, f)
 }
 
 // SetReturnRunDetails sets whether a dispatch honours return_run_details
@@ -118,29 +115,19 @@ func (s *Server) SetClock(now func() time.Time) {
 }
 
 // Requests returns "METHOD /path" for every request received, in order.
-func (s *Server) Requests() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.requests...)
-}
+func (s *Server) Requests() []string { return s.requests.All() }
 
 // CountRequests returns how many requests had this method and path.
 func (s *Server) CountRequests(method, path string) int {
-	n := 0
-	for _, r := range s.Requests() {
-		if r == method+" "+path {
-			n++
-		}
-	}
-	return n
+	return s.requests.Count(func(r string) bool { return r == method+" "+path })
 }
 
 // serve records, authenticates and applies failures before routing.
 func (s *Server) serve(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.requests.Add(r.Method + " " + r.URL.Path)
+		f := s.failures.Take(r.Method, r.URL.Path)
 		s.mu.Lock()
-		s.requests = append(s.requests, r.Method+" "+r.URL.Path)
-		f := s.takeFailure(r)
 		now := s.now()
 		s.mu.Unlock()
 
@@ -158,14 +145,8 @@ func (s *Server) serve(next http.Handler) http.Handler {
 			return
 		}
 		if f != nil {
-			if f.Delay > 0 {
-				t := time.NewTimer(f.Delay)
-				select {
-				case <-r.Context().Done():
-					t.Stop()
-					return
-				case <-t.C:
-				}
+			if !fake.Hold(r.Context(), f.Delay) {
+				return
 			}
 			if f.Status != 0 {
 				s.writeFailure(w, f, now)
@@ -179,24 +160,6 @@ func (s *Server) serve(next http.Handler) http.Handler {
 func (s *Server) authorized(h string) bool {
 	scheme, tok, ok := strings.Cut(h, " ")
 	return ok && (strings.EqualFold(scheme, "Bearer") || strings.EqualFold(scheme, "token")) && tok == s.Token
-}
-
-// takeFailure pops the first matching failure; the caller holds s.mu.
-func (s *Server) takeFailure(r *http.Request) *Failure {
-	for i, f := range s.failures {
-		if (f.Method != "" && f.Method != r.Method) || !strings.HasPrefix(r.URL.Path, f.Path) {
-			continue
-		}
-		if f.Times > 0 {
-			f.Times--
-			if f.Times == 0 {
-				s.failures = append(s.failures[:i], s.failures[i+1:]...)
-			}
-		}
-		cp := *f
-		return &cp
-	}
-	return nil
 }
 
 func (s *Server) writeFailure(w http.ResponseWriter, f *Failure, now time.Time) {

@@ -10,10 +10,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/opscontrolroom/opsd/adapters/internal/fake"
 )
 
 // DefaultKey is the API key a new Server accepts.
@@ -39,8 +40,8 @@ type Server struct {
 	down     map[string]int
 	noPing   bool
 	pingBody string
-	failures []*Failure
-	requests []string
+	failures fake.Failures[Failure]
+	requests fake.Log[string]
 }
 
 // New starts a Server, closed when the test ends.
@@ -95,32 +96,21 @@ type Failure struct {
 
 // Fail registers a failure; failures match in registration order.
 func (s *Server) Fail(f Failure) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if f.Times == 0 {
-		f.Times = 1
-	}
 	if f.Status == 0 && f.Delay == 0 {
 		f.Status = http.StatusInternalServerError
 	}
-	s.failures = append(s.failures, &f)
+	s.failures.Add("", f.Path, f.Times, f)
 }
 
 // Requests returns "METHOD /path" for every request received, in order.
-func (s *Server) Requests() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.requests...)
-}
+func (s *Server) Requests() []string { return s.requests.All() }
 
 // gateway records requests, checks the API key as Supabase's gateway (Kong)
 // does, and applies failures.
 func (s *Server) gateway(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.mu.Lock()
-		s.requests = append(s.requests, r.Method+" "+r.URL.Path)
-		f := s.takeFailure(r.URL.Path)
-		s.mu.Unlock()
+		s.requests.Add(r.Method + " " + r.URL.Path)
+		f := s.failures.Take(r.Method, r.URL.Path)
 
 		key := r.Header.Get("apikey")
 		switch {
@@ -137,14 +127,8 @@ func (s *Server) gateway(next http.Handler) http.Handler {
 			return
 		}
 		if f != nil {
-			if f.Delay > 0 {
-				t := time.NewTimer(f.Delay)
-				select {
-				case <-r.Context().Done():
-					t.Stop()
-					return
-				case <-t.C:
-				}
+			if !fake.Hold(r.Context(), f.Delay) {
+				return
 			}
 			if f.Status != 0 {
 				if f.RetryAfter > 0 {
@@ -156,23 +140,6 @@ func (s *Server) gateway(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
-}
-
-func (s *Server) takeFailure(path string) *Failure {
-	for i, f := range s.failures {
-		if !strings.HasPrefix(path, f.Path) {
-			continue
-		}
-		if f.Times > 0 {
-			f.Times--
-			if f.Times == 0 {
-				s.failures = append(s.failures[:i], s.failures[i+1:]...)
-			}
-		}
-		cp := *f
-		return &cp
-	}
-	return nil
 }
 
 // isDown answers for a down service with the gateway's upstream error.

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/opscontrolroom/opsd/adapters"
+	"github.com/opscontrolroom/opsd/adapters/internal/fake"
 )
 
 // DefaultToken is the token NewServer accepts unless told otherwise.
@@ -34,8 +35,8 @@ type Server struct {
 	mu          sync.Mutex
 	projects    []*Project
 	deployments []*Deployment // in creation order
-	failures    []*Failure
-	requests    []Request
+	failures    fake.Failures[Failure]
+	requests    fake.Log[Request]
 	latency     time.Duration
 	outcome     string // final state of created deployments
 	seq         int
@@ -67,13 +68,7 @@ func NewServer(t testing.TB, opts ...Option) *Server {
 // Options returns adapter options that reach this fake with its token and
 // millisecond backoffs, so retries do not slow tests down.
 func (s *Server) Options() adapters.Options {
-	return adapters.Options{
-		Token:      s.Token,
-		BaseURL:    s.URL,
-		Timeout:    5 * time.Second,
-		MinBackoff: time.Millisecond,
-		MaxBackoff: 20 * time.Millisecond,
-	}
+	return fake.Options(s.Token, s.URL)
 }
 
 // Failure makes matching requests fail. Zero Method or PathPrefix match any.
@@ -93,9 +88,7 @@ func (s *Server) Fail(f Failure) {
 	if f.Times <= 0 {
 		f.Times = 1
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.failures = append(s.failures, &f)
+	s.failures.Add(f.Method, f.PathPrefix, f.Times, f)
 }
 
 // SetLatency delays every response by d (or until the client gives up).
@@ -122,41 +115,25 @@ type Request struct {
 }
 
 // Requests returns the requests received so far.
-func (s *Server) Requests() []Request {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]Request(nil), s.requests...)
-}
+func (s *Server) Requests() []Request { return s.requests.All() }
 
 // CountRequests returns how many requests had this method and path.
 func (s *Server) CountRequests(method, path string) int {
-	n := 0
-	for _, r := range s.Requests() {
-		if r.Method == method && r.Path == path {
-			n++
-		}
-	}
-	return n
+	return s.requests.Count(func(r Request) bool { return r.Method == method && r.Path == path })
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	s.requests.Add(Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.Query(), Body: body})
+	f := s.failures.Take(r.Method, r.URL.Path)
 	s.mu.Lock()
-	s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.Query(), Body: body})
 	delay := s.latency
-	f := s.takeFailure(r)
 	s.mu.Unlock()
 	if f != nil {
 		delay += f.Delay
 	}
-	if delay > 0 {
-		t := time.NewTimer(delay)
-		select {
-		case <-r.Context().Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
+	if !fake.Hold(r.Context(), delay) {
+		return
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	reset := strconv.FormatInt(time.Now().Add(time.Minute).Unix(), 10)
@@ -176,20 +153,6 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	s.mux.ServeHTTP(w, r)
-}
-
-// takeFailure pops the first queued failure matching r. Callers hold s.mu.
-func (s *Server) takeFailure(r *http.Request) *Failure {
-	for i, f := range s.failures {
-		if (f.Method == "" || f.Method == r.Method) && strings.HasPrefix(r.URL.Path, f.PathPrefix) {
-			cp := *f
-			if f.Times--; f.Times == 0 {
-				s.failures = append(s.failures[:i], s.failures[i+1:]...)
-			}
-			return &cp
-		}
-	}
-	return nil
 }
 
 // authorized checks the Bearer token and teamId the way Vercel does: 403
