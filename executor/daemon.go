@@ -377,6 +377,7 @@ func (d *Daemon) heartbeatOnce(ctx context.Context) {
 	defer cancel()
 	var states []LeaseState
 	var err error
+	sent := time.Now() // a lease is renewed as of when the heartbeat was sent, at best
 	if len(leases) > 0 {
 		states, err = d.store.Heartbeat(hctx, d.cfg.WorkerID, leases)
 	} else {
@@ -385,7 +386,7 @@ func (d *Daemon) heartbeatOnce(ctx context.Context) {
 	d.mu.Lock()
 	d.lastHBTry = time.Now()
 	if err == nil {
-		d.lastHBOK = d.lastHBTry
+		d.lastHBOK = sent
 	}
 	lag := time.Since(d.lastHBOK)
 	d.mu.Unlock()
@@ -394,6 +395,7 @@ func (d *Daemon) heartbeatOnce(ctx context.Context) {
 		if ctx.Err() == nil {
 			d.metrics.StoreErrors.WithLabelValues(errorKind(err)).Inc()
 			d.log.Warn("heartbeat failed", zap.Int("runs", len(leases)), zap.Duration("since_last_ok", lag), zap.Error(err))
+			d.giveUpLeases(leases, lag)
 		}
 		return
 	}
@@ -408,11 +410,34 @@ func (d *Daemon) heartbeatOnce(ctx context.Context) {
 		case LeaseCanceled:
 			x.cancel(errCanceledByOperator)
 		case LeaseLost:
+			d.writer.Forget(s.RunID)
 			x.cancel(errLeaseLost)
 		default:
 			if s.Approved {
 				x.approve()
 			}
+		}
+	}
+}
+
+// giveUpLeases stops every run once heartbeats have failed for so long that
+// the reaper may take their leases (stale-after less one heartbeat): a daemon
+// cut off from the store must not go on acting for runs that another daemon
+// may be running again. Their unwritten rows are dropped (the reaper writes
+// the run's next event), and nothing more is written for them.
+func (d *Daemon) giveUpLeases(leases []Lease, lag time.Duration) {
+	if len(leases) == 0 || lag < d.cfg.StaleAfter-d.cfg.HeartbeatInterval {
+		return
+	}
+	d.log.Error("cut off from the store: stopping runs whose leases may be reaped",
+		zap.Int("runs", len(leases)), zap.Duration("since_last_ok", lag))
+	for _, l := range leases {
+		d.mu.Lock()
+		x := d.inflight[l.RunID]
+		d.mu.Unlock()
+		if x != nil {
+			d.writer.Forget(l.RunID)
+			x.cancel(errLeaseLost)
 		}
 	}
 }

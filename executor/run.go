@@ -149,6 +149,13 @@ func (x *execution) enterPhase(phase string) (outcome, bool) {
 			return x.d.store.SetPhase(ctx, x.lease, phase)
 		})
 		if err != nil {
+			if Retryable(err) {
+				// The store stayed unreachable: whether we still hold the
+				// lease is unknown, so write nothing and let the reaper
+				// settle the run rather than blame the runbook.
+				x.d.writer.Forget(x.run.ID)
+				return outcome{lost: true}, true
+			}
 			return x.classify(phase, err), true
 		}
 		if !ok {

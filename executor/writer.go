@@ -62,6 +62,27 @@ type Writer struct {
 	ctx    context.Context
 	mu     sync.RWMutex // guards closed against sends on a closed queue
 	closed bool
+	lost   sync.Map // run id -> struct{}: runs whose rows are no longer ours to write
+}
+
+// Forget drops the rows of a run whose lease is lost, queued or being
+// retried: the attempt that made them no longer owns the run, and writing
+// them later would put them after the reaper's or the next attempt's events.
+func (w *Writer) Forget(runID string) { w.lost.Store(runID, struct{}{}) }
+
+func (w *Writer) isLost(runID string) bool {
+	_, ok := w.lost.Load(runID)
+	return ok
+}
+
+func liveRows[T any](w *Writer, rows []T, runOf func(T) string) []T {
+	out := rows[:0:0]
+	for _, r := range rows {
+		if !w.isLost(runOf(r)) {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // NewWriter returns a writer; call Start before use and Stop to flush.
@@ -254,7 +275,13 @@ func (w *Writer) writeEvents(events []Event) {
 	if len(events) == 0 {
 		return
 	}
-	err := w.retry("events", func(ctx context.Context) error { return w.store.AppendEvents(ctx, events) })
+	err := w.retry("events", func(ctx context.Context) error {
+		live := liveRows(w, events, func(e Event) string { return e.RunID })
+		if len(live) == 0 {
+			return nil
+		}
+		return w.store.AppendEvents(ctx, live)
+	})
 	if err == nil || w.ctx.Err() != nil {
 		return
 	}
@@ -272,7 +299,13 @@ func (w *Writer) writeSteps(steps []Step) {
 	if len(steps) == 0 {
 		return
 	}
-	err := w.retry("steps", func(ctx context.Context) error { return w.store.UpsertSteps(ctx, steps) })
+	err := w.retry("steps", func(ctx context.Context) error {
+		live := liveRows(w, steps, func(s Step) string { return s.RunID })
+		if len(live) == 0 {
+			return nil
+		}
+		return w.store.UpsertSteps(ctx, live)
+	})
 	if err == nil || w.ctx.Err() != nil {
 		return
 	}

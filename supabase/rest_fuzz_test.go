@@ -11,7 +11,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -239,9 +238,6 @@ func FuzzRESTResponses(f *testing.F) {
 		defer s.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if reason := knownResponseBug(int(call)%len(restCalls), status, body); reason != "" && os.Getenv("OPSD_TEST_KNOWN_BUGS") == "" {
-			t.Skip(reason)
-		}
 		err = restCalls[int(call)%len(restCalls)](t, ctx, s)
 		if err == nil {
 			return
@@ -256,38 +252,7 @@ func FuzzRESTResponses(f *testing.F) {
 	})
 }
 
-// Open bugs the fuzzers found (see the reliability report). Inputs that hit
-// them are skipped, so the fuzzers keep looking for new ones and the seed
-// corpus passes; OPSD_TEST_KNOWN_BUGS=1 runs them. Remove each with its fix.
-// (The Retry-After overflow they found first is fixed: restParseRetryAfter
-// caps the delay at a day; its input stays in the corpus.)
-
-// knownResponseBug: (1) a 2xx array answer holding null (e.g. [null]) makes
-// ClaimRuns, GetRun, SubmitRun and ListRuns dereference a nil *Run
-// (restNormalizeRun) and panic, and GetTemplate return (nil, nil). Fix:
-// reject null elements in those decodes with an ErrInvalidInput StoreError.
-// (2) SubmitRun answers a plain fmt error, not a StoreError, when the row
-// count is not 1. Fix: return &executor.StoreError{Kind: executor.ErrInvalidInput, Op: "submit_run", ...}.
-func knownResponseBug(call, status int, body []byte) string {
-	if status < 200 || status > 299 {
-		return ""
-	}
-	var arr []json.RawMessage
-	if json.Unmarshal(body, &arr) == nil {
-		for _, e := range arr {
-			if string(bytes.TrimSpace(e)) == "null" {
-				switch call {
-				case 0, 6, 7, 8, 10: // ClaimRuns, GetTemplate, GetRun, SubmitRun, ListRuns
-					return "known bug: a null row in a 2xx answer is dereferenced"
-				}
-			}
-		}
-	}
-	if call == 8 { // SubmitRun
-		var rows []json.RawMessage
-		if len(bytes.TrimSpace(body)) == 0 || (json.Unmarshal(body, &rows) == nil && len(rows) != 1) {
-			return "known bug: SubmitRun's row-count error is untyped"
-		}
-	}
-	return ""
-}
+// The fuzzers found three bugs, all fixed, whose inputs stay in the seed
+// corpus: a Retry-After overflow (restParseRetryAfter caps the delay at a
+// day), a null row in a 2xx answer being dereferenced, and SubmitRun's
+// untyped row-count error (both now an ErrInvalidInput StoreError).

@@ -79,8 +79,8 @@ func (s *RESTStore) ClaimRuns(ctx context.Context, req executor.ClaimRequest) ([
 	if err != nil {
 		return nil, fmt.Errorf("claim lane %s: %w", req.Lane, err)
 	}
-	for _, r := range runs {
-		restNormalizeRun(r)
+	if err := restNormalizeRuns("claim_run", runs); err != nil {
+		return nil, fmt.Errorf("claim lane %s: %w", req.Lane, err)
 	}
 	return runs, nil
 }
@@ -277,6 +277,9 @@ func (s *RESTStore) GetTemplate(ctx context.Context, idOrSlug string) (*executor
 	if len(ts) == 0 {
 		return nil, fmt.Errorf("get template %s: %w", idOrSlug, restNotFound("get_template", "template "+idOrSlug))
 	}
+	if ts[0] == nil {
+		return nil, fmt.Errorf("get template %s: %w", idOrSlug, restBadAnswer("get_template", "a null row came back"))
+	}
 	return ts[0], nil
 }
 
@@ -301,9 +304,13 @@ func (s *RESTStore) SubmitRun(ctx context.Context, r executor.NewRun) (*executor
 		return nil, fmt.Errorf("submit %s run on %s: %w", r.Kind, r.Env, err)
 	}
 	if len(runs) != 1 {
-		return nil, fmt.Errorf("submit %s run on %s: %d rows came back", r.Kind, r.Env, len(runs))
+		return nil, fmt.Errorf("submit %s run on %s: %w", r.Kind, r.Env,
+			restBadAnswer("submit_run", fmt.Sprintf("%d rows came back, want 1", len(runs))))
 	}
-	return restNormalizeRun(runs[0]), nil
+	if err := restNormalizeRuns("submit_run", runs); err != nil {
+		return nil, fmt.Errorf("submit %s run on %s: %w", r.Kind, r.Env, err)
+	}
+	return runs[0], nil
 }
 
 // GetRun loads one run.
@@ -315,7 +322,10 @@ func (s *RESTStore) GetRun(ctx context.Context, id string) (*executor.Run, error
 	if len(runs) == 0 {
 		return nil, fmt.Errorf("get run %s: %w", id, restNotFound("get_run", "run "+id))
 	}
-	return restNormalizeRun(runs[0]), nil
+	if err := restNormalizeRuns("get_run", runs[:1]); err != nil {
+		return nil, fmt.Errorf("get run %s: %w", id, err)
+	}
+	return runs[0], nil
 }
 
 // ListEvents reads events of a run after afterSeq, in seq order.
@@ -366,8 +376,8 @@ func (s *RESTStore) ListRuns(ctx context.Context, f executor.RunFilter) ([]*exec
 	if err := s.get(ctx, "list_runs", "runs", q, &runs); err != nil {
 		return nil, fmt.Errorf("list runs: %w", err)
 	}
-	for _, r := range runs {
-		restNormalizeRun(r)
+	if err := restNormalizeRuns("list_runs", runs); err != nil {
+		return nil, fmt.Errorf("list runs: %w", err)
 	}
 	return runs, nil
 }
@@ -447,10 +457,21 @@ func (s *RESTStore) Wakeups(context.Context) <-chan string { return nil }
 // Close releases idle connections.
 func (s *RESTStore) Close() { s.c.close() }
 
-// restNormalizeRun turns JSON nulls of raw columns into nil.
-func restNormalizeRun(r *executor.Run) *executor.Run {
-	r.Plan, r.Input, r.Output = restRaw(r.Plan), restRaw(r.Input), restRaw(r.Output)
-	return r
+// restNormalizeRuns turns JSON nulls of raw columns into nil, and refuses
+// an answer with a null row (which no PostgREST sends, but a proxy might).
+func restNormalizeRuns(op string, runs []*executor.Run) error {
+	for _, r := range runs {
+		if r == nil {
+			return restBadAnswer(op, "a null row came back")
+		}
+		r.Plan, r.Input, r.Output = restRaw(r.Plan), restRaw(r.Input), restRaw(r.Output)
+	}
+	return nil
+}
+
+// restBadAnswer is a 2xx answer whose content makes no sense.
+func restBadAnswer(op, msg string) error {
+	return &executor.StoreError{Kind: executor.ErrInvalidInput, Op: op, Message: "unexpected answer: " + msg}
 }
 
 func restRaw(m json.RawMessage) json.RawMessage {

@@ -25,7 +25,7 @@ func (h *harness) activity(rep *Report, runs []*runRow, logs []logLine, workers 
 				if p := workers[e.str("worker")]; p != nil && (p.killed.IsZero() || e.ts.Before(p.killed)) {
 					liveReaped++
 				}
-			case e.source == "System" && strings.Contains(e.message, "released the run back to the queue"):
+			case e.isRelease():
 				released++
 			}
 		}

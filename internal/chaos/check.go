@@ -223,19 +223,33 @@ func (h *harness) check() *Report {
 		last := r.events[len(r.events)-1]
 		if !last.isFinal() {
 			rep.timeline(r)
+			if reapedBefore(r, last.seq) {
+				late.fail("run %s (%s): settled by the reaper, then its cut-off daemon stored #%d %q", r.id, r.status, last.seq, last.message)
+				continue
+			}
 			inv.fail("run %s (%s): last event #%d is %s %s %q", r.id, r.status, last.seq, last.level, last.source, last.message)
 			continue
 		}
 		switch {
 		case r.status == "success" && !strings.HasPrefix(last.message, "run succeeded in "),
 			r.status == "error" && last.level != "error":
+			// After the reaper settled the run, its cut-off daemon's rows
+			// came in late and one of them now reads as the final event.
+			if reapedBefore(r, last.seq) {
+				rep.timeline(r)
+				late.fail("run %s is %s (settled by the reaper) but its last event, stored late, is %q", r.id, r.status, last.message)
+				continue
+			}
 			agree.fail("run %s is %s but its final event is %q", r.id, r.status, last.message)
 		}
 	}
 	inv.detail = fmt.Sprintf("%d finished runs", finished)
 
 	// 7. Cancels.
-	h.checkCancels(rep, runs, workers, cancelBound, reapBound)
+	// The heartbeat that tells a daemon of a cancel also renews its lease, so
+	// when that daemon dies or is cut off right after, the stale clock starts
+	// up to one heartbeat interval after the cancel.
+	h.checkCancels(rep, runs, workers, cancelBound, reapBound+cfg.HeartbeatInterval)
 
 	// 8. Daemons never crashed, panicked or raced.
 	inv = rep.add("no daemon crashed, panicked or raced")
@@ -249,6 +263,23 @@ func (h *harness) check() *Report {
 	}
 	inv.detail = fmt.Sprintf("%d processes", len(h.procs))
 	return rep
+}
+
+// reapedBefore reports whether the reaper settled the attempt that event
+// seq belongs to before that event was stored (a reaper event precedes it
+// with no claim in between).
+func reapedBefore(r *runRow, seq int) bool {
+	for i := len(r.events) - 1; i >= 0; i-- {
+		e := r.events[i]
+		switch {
+		case e.seq >= seq:
+		case e.isClaim():
+			return false
+		case e.isReaper():
+			return true
+		}
+	}
+	return false
 }
 
 // checkCancels: a cancel stops its run within the heartbeat interval plus a

@@ -26,17 +26,17 @@ func (h *harness) injectFaults(d time.Duration) {
 
 func (h *harness) pick() *template {
 	total := 0
-	for _, tp := range templates {
+	for _, tp := range h.templates {
 		total += tp.weight
 	}
 	n := h.rng.IntN(total)
-	for _, tp := range templates {
+	for _, tp := range h.templates {
 		if n < tp.weight {
 			return tp
 		}
 		n -= tp.weight
 	}
-	return templates[0]
+	return h.templates[0]
 }
 
 // enqueue inserts a run as the frontend would, over the direct connection

@@ -94,7 +94,9 @@ func sleepStep(id, phase, d string) string {
 	return step(id, phase, "sleep", fmt.Sprintf("{duration: %q}", d))
 }
 
-var templates = []*template{
+// templates are the kinds of runs the driver enqueues; each harness seeds
+// its own copies (their ids differ per database).
+var templates = []template{
 	{slug: "noop", weight: 30, yaml: "version: 1\nsteps:\n" + step("check", "preflight", "noop", "") + step("work", "action", "noop", "") + step("confirm", "verify", "noop", "")},
 	{slug: "nap-preflight", weight: 25, yaml: "version: 1\nsteps:\n" + sleepStep("nap", "preflight", "1500ms") + step("work", "action", "noop", "")},
 	{slug: "nap-action", weight: 25, yaml: "version: 1\nsteps:\n" + sleepStep("nap", "action", "1s") + step("confirm", "verify", "noop", "")},
@@ -131,11 +133,12 @@ type harness struct {
 	procs     []*proc     // every process ever started
 	gen       int
 
-	sessions []string
-	enqueued []string
-	cancels  []cancelRecord
-	outages  []time.Time
-	crashes  []string // unexpected exits, with the log's tail
+	templates []*template
+	sessions  []string
+	enqueued  []string
+	cancels   []cancelRecord
+	outages   []time.Time
+	crashes   []string // unexpected exits, with the log's tail
 	// startRefused counts daemons that exited at start because the REST
 	// store was in an outage.
 	startRefused int
@@ -190,7 +193,9 @@ func (h *harness) ctx() (context.Context, context.CancelFunc) {
 func (h *harness) seed() {
 	ctx, cancel := h.ctx()
 	defer cancel()
-	for _, tp := range templates {
+	for _, t := range templates {
+		tp := t
+		h.templates = append(h.templates, &tp)
 		if err := h.db.Pool.QueryRow(ctx, `INSERT INTO run_templates (slug, title, template_yaml) VALUES ($1, $1, $2) RETURNING id`,
 			tp.slug, tp.yaml).Scan(&tp.id); err != nil {
 			h.t.Fatalf("chaos: template %s: %v", tp.slug, err)

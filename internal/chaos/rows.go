@@ -94,6 +94,10 @@ func (e eventRow) isReaper() bool {
 	return e.source == "System" && strings.Contains(e.message, " was lost in phase ")
 }
 
+func (e eventRow) isRelease() bool {
+	return e.source == "System" && strings.Contains(e.message, "released the run back to the queue")
+}
+
 // isFinal: the System events that end a run.
 func (e eventRow) isFinal() bool {
 	return e.source == "System" && (strings.HasPrefix(e.message, "run succeeded in ") ||
@@ -150,12 +154,19 @@ func spans(runs []*runRow, logs []logLine) {
 		byID[r.id] = r
 		var cur *attemptSpan
 		for _, e := range r.events {
-			if e.isClaim() {
+			switch {
+			case e.isClaim():
 				cur = &attemptSpan{run: r, worker: e.str("worker"), n: e.num("attempt"), claim: e.ts, lastEvent: e.ts}
 				r.attempts = append(r.attempts, cur)
-				continue
-			}
-			if cur != nil {
+			case cur == nil:
+			case e.isReaper() || e.isRelease():
+				// The attempt ends here. What follows until the next claim
+				// happened while the run was queued ("run canceled before
+				// it started"), or is a cut-off daemon's late rows, which
+				// the ordering checks and its "lease lost" log account for.
+				cur.lastEvent = e.ts
+				cur = nil
+			default:
 				cur.lastEvent = e.ts
 			}
 		}
