@@ -114,8 +114,13 @@ func (d *Daemon) wakeHandler(secret string) http.Handler {
 			writeJSON(w, http.StatusNotFound, map[string]any{"ok": false, "error": "wake-up webhook disabled: set OPSD_WEBHOOK_SECRET"})
 			return
 		}
-		// Compare digests in constant time, so neither content nor length leaks.
-		got := sha256.Sum256([]byte(r.Header.Get("Authorization")))
+		// The scheme is case-insensitive (RFC 9110); the token is compared as
+		// digests in constant time, so neither content nor length leaks.
+		scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		if !strings.EqualFold(scheme, "Bearer") {
+			token = ""
+		}
+		got := sha256.Sum256([]byte("Bearer " + token))
 		if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="opsd"`)
 			writeJSON(w, http.StatusUnauthorized, map[string]any{"ok": false, "error": "missing or wrong bearer secret"})

@@ -120,6 +120,9 @@ func (l *Loader) Load(fs *pflag.FlagSet) (*Config, error) {
 		if err := l.v.ReadInConfig(); err != nil {
 			return nil, fmt.Errorf("--config %s: %w", f, err)
 		}
+		if err := checkKeys(l.v, f); err != nil {
+			return nil, err
+		}
 	}
 	for _, o := range Options {
 		if _, ok := o.Default.(time.Duration); ok {
@@ -129,11 +132,16 @@ func (l *Loader) Load(fs *pflag.FlagSet) (*Config, error) {
 		}
 	}
 	var c Config
-	if err := l.v.Unmarshal(&c); err != nil {
+	err := l.v.Unmarshal(&c)
+	if err != nil {
 		return nil, fmt.Errorf("configuration: %w", err)
 	}
-	c.Lanes = splitList(l.v.GetString("lanes"))
-	c.ApprovalEnvs = splitList(l.v.GetString("approval_envs"))
+	if c.Lanes, err = stringList(l.v, "lanes"); err != nil {
+		return nil, err
+	}
+	if c.ApprovalEnvs, err = stringList(l.v, "approval_envs"); err != nil {
+		return nil, err
+	}
 	if c.WorkerID == "" {
 		c.WorkerID = DefaultWorkerID()
 	}
@@ -146,10 +154,49 @@ func parseDurationValue(v any) (time.Duration, error) {
 		return x, nil
 	case string:
 		return time.ParseDuration(x)
-	case int:
-		return time.Duration(x) * time.Second, nil
+	case int, int64, float64:
+		// A bare number is ambiguous (seconds? nanoseconds?): ask for a unit.
+		return 0, fmt.Errorf("a duration needs a unit, e.g. %vs or %vms", x, x)
 	}
 	return 0, errors.New("not a duration")
+}
+
+// stringList reads a list option given as "A,B" or as a YAML list.
+func stringList(v *viper.Viper, key string) ([]string, error) {
+	switch x := v.Get(key).(type) {
+	case string:
+		return splitList(x), nil
+	case []string:
+		return splitList(strings.Join(x, ",")), nil
+	case []any:
+		out := make([]string, 0, len(x))
+		for _, e := range x {
+			s, ok := e.(string)
+			if !ok {
+				return nil, fmt.Errorf("%s: list item %v is not text", key, e)
+			}
+			out = append(out, splitList(s)...)
+		}
+		return out, nil
+	default:
+		return nil, fmt.Errorf("%s = %v: give a comma-separated string or a list", key, x)
+	}
+}
+
+// checkKeys refuses top-level keys of the file that opsd does not know, so a
+// typo (approval_env for approval_envs) is an error, not a silent default.
+func checkKeys(v *viper.Viper, file string) error {
+	known := map[string]bool{"integrations": true, "notifications": true}
+	for _, o := range Options {
+		known[o.Key] = true
+	}
+	for _, k := range v.AllKeys() {
+		top, _, _ := strings.Cut(k, ".")
+		if !known[top] {
+			return fmt.Errorf("--config %s: unknown option %q (see opsd run --help for the options)", file, top)
+		}
+	}
+	return nil
 }
 
 func splitList(s string) []string {

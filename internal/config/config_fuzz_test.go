@@ -129,17 +129,17 @@ func TestConfigFileShapes(t *testing.T) {
 			if err != nil || strings.Join(c.Lanes, ",") != "A,B" {
 				t.Fatalf("lanes: [A, B] gives %v, %v", c, err)
 			}
-		}, "a YAML list is read with GetString and becomes empty: lanes fails with 'lanes is empty'"},
+		}, ""},
 		{"approval_envs as a YAML list keeps approvals", "approval_envs: [prod, staging]\n", func(t *testing.T, c *config.Config, err error) {
 			if err != nil || strings.Join(c.ApprovalEnvs, ",") != "prod,staging" {
 				t.Fatalf("approval_envs: [prod, staging] gives %q, %v: prod deploys would run without approval", c.ApprovalEnvs, err)
 			}
-		}, "a YAML list silently becomes empty, which turns prod-deploy approval off"},
+		}, ""},
 		{"a bare integer duration", "heartbeat_interval: 3\n", func(t *testing.T, c *config.Config, err error) {
 			if err == nil && c.HeartbeatInterval != 3*time.Second {
 				t.Fatalf("heartbeat_interval: 3 loads as %s (the pre-check reads it as 3s)", c.HeartbeatInterval)
 			}
-		}, "the pre-check treats an integer as seconds but Unmarshal decodes it as nanoseconds: 3 loads as 3ns"},
+		}, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

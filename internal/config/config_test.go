@@ -86,6 +86,14 @@ func TestBadValuesNameTheOption(t *testing.T) {
 	}
 	_, err := load(t, nil, nil, "heartbeat_interval: [1, 2]\n")
 	require.ErrorContains(t, err, "heartbeat_interval")
+	_, err = load(t, nil, nil, "approval_env: prod\n")
+	require.ErrorContains(t, err, `unknown option "approval_env"`)
+	_, err = load(t, nil, nil, "stale_after: 30\n")
+	require.ErrorContains(t, err, "stale_after (env OPSD_STALE_AFTER) = \"30\": a duration needs a unit")
+	c, err := load(t, nil, nil, "approval_envs: [prod, staging]\nlanes: [A, B]\n")
+	require.NoError(t, err)
+	require.Equal(t, []string{"prod", "staging"}, c.ApprovalEnvs)
+	require.Equal(t, []string{"A", "B"}, c.Lanes)
 }
 
 func TestStoreKind(t *testing.T) {

@@ -32,10 +32,12 @@ func TestMain(m *testing.M) {
 	out, err := exec.Command("go", "build", "-o", opsdBin, "github.com/opscontrolroom/opsd/cmd/opsd").CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "build opsd: %v\n%s", err, out)
+		os.RemoveAll(dir)
 		os.Exit(2)
 	}
-	defer os.RemoveAll(dir)
-	pgtest.Main(m)
+	code := pgtest.Run(m)
+	os.RemoveAll(dir)
+	os.Exit(code)
 }
 
 // proc is one `opsd run` process.

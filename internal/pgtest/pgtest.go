@@ -40,10 +40,12 @@ var (
 // Main sets PostgreSQL up, runs the package's tests, checks for leaked
 // goroutines (goleak) and tears the cluster down. It exits the process.
 func Main(m *testing.M, leakOpts ...goleak.Option) {
-	os.Exit(run(m, leakOpts))
+	os.Exit(Run(m, leakOpts...))
 }
 
-func run(m *testing.M, leakOpts []goleak.Option) int {
+// Run is Main without the exit, for a TestMain with cleanup of its own; it
+// returns the exit code.
+func Run(m *testing.M, leakOpts ...goleak.Option) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	u := os.Getenv("TEST_DATABASE_URL")
