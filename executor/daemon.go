@@ -155,6 +155,7 @@ func (d *Daemon) Start(ctx context.Context) {
 	d.stopBG, d.stopClaims = stopBG, stopClaims
 
 	d.goBG(func() { d.heartbeatLoop(bg) })
+	d.goBG(func() { d.leaseWatchLoop(bg) })
 	d.goBG(func() { d.reaperLoop(bg) })
 	if d.cfg.IdleExit > 0 {
 		d.goBG(func() { d.idleLoop(bg) })
@@ -395,7 +396,6 @@ func (d *Daemon) heartbeatOnce(ctx context.Context) {
 		if ctx.Err() == nil {
 			d.metrics.StoreErrors.WithLabelValues(errorKind(err)).Inc()
 			d.log.Warn("heartbeat failed", zap.Int("runs", len(leases)), zap.Duration("since_last_ok", lag), zap.Error(err))
-			d.giveUpLeases(leases, lag)
 		}
 		return
 	}
@@ -420,23 +420,40 @@ func (d *Daemon) heartbeatOnce(ctx context.Context) {
 	}
 }
 
-// giveUpLeases stops every run once heartbeats have failed for so long that
-// the reaper may take their leases (stale-after less one heartbeat): a daemon
-// cut off from the store must not go on acting for runs that another daemon
-// may be running again. Their unwritten rows are dropped (the reaper writes
-// the run's next event), and nothing more is written for them.
-func (d *Daemon) giveUpLeases(leases []Lease, lag time.Duration) {
-	if len(leases) == 0 || lag < d.cfg.StaleAfter-d.cfg.HeartbeatInterval {
-		return
-	}
-	d.log.Error("cut off from the store: stopping runs whose leases may be reaped",
-		zap.Int("runs", len(leases)), zap.Duration("since_last_ok", lag))
-	for _, l := range leases {
+// leaseWatchLoop stops every run once no heartbeat has succeeded for so long
+// that the reaper may take their leases (stale-after less one heartbeat,
+// counted from when the last good heartbeat was sent): a daemon cut off from
+// the store must not go on acting for runs that another daemon may be running
+// again. It runs apart from the heartbeat loop, whose calls may hang on a dead
+// store. The runs' unwritten rows are dropped (the reaper writes the next
+// event), and nothing more is written for them.
+func (d *Daemon) leaseWatchLoop(ctx context.Context) {
+	t := time.NewTicker(max(d.cfg.HeartbeatInterval/4, 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
 		d.mu.Lock()
-		x := d.inflight[l.RunID]
+		lag := time.Since(d.lastHBOK)
+		var lost []*execution
+		if lag >= d.cfg.StaleAfter-d.cfg.HeartbeatInterval {
+			for _, x := range d.inflight {
+				if x.ctx.Err() == nil {
+					lost = append(lost, x)
+				}
+			}
+		}
 		d.mu.Unlock()
-		if x != nil {
-			d.writer.Forget(l.RunID)
+		if len(lost) == 0 {
+			continue
+		}
+		d.log.Error("cut off from the store: stopping runs whose leases may be reaped",
+			zap.Int("runs", len(lost)), zap.Duration("since_last_ok", lag))
+		for _, x := range lost {
+			d.writer.Forget(x.run.ID)
 			x.cancel(errLeaseLost)
 		}
 	}
