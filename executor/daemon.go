@@ -410,7 +410,7 @@ func (d *Daemon) heartbeatOnce(ctx context.Context) {
 		case LeaseCanceled:
 			x.cancel(errCanceledByOperator)
 		case LeaseLost:
-			d.writer.Forget(s.RunID)
+			d.writer.Forget(x.emitter.gen)
 			x.cancel(errLeaseLost)
 		default:
 			if s.Approved {
@@ -453,7 +453,7 @@ func (d *Daemon) leaseWatchLoop(ctx context.Context) {
 		d.log.Error("cut off from the store: stopping runs whose leases may be reaped",
 			zap.Int("runs", len(lost)), zap.Duration("since_last_ok", lag))
 		for _, x := range lost {
-			d.writer.Forget(x.run.ID)
+			d.writer.Forget(x.emitter.gen)
 			x.cancel(errLeaseLost)
 		}
 	}

@@ -37,6 +37,7 @@ type Emitter struct {
 	redact   Redactor
 	interval time.Duration // least time between two coalesced rows
 	ctx      context.Context
+	gen      uint64 // this attempt's generation in the writer
 
 	mu          sync.Mutex
 	seq         int
@@ -63,7 +64,7 @@ func (w *Writer) NewEmitter(ctx context.Context, runID string, nextSeq int, rows
 	if r == nil {
 		r = nopRedactor{}
 	}
-	return &Emitter{runID: runID, writer: w, redact: r, ctx: ctx, seq: nextSeq - 1,
+	return &Emitter{runID: runID, writer: w, redact: r, ctx: ctx, seq: nextSeq - 1, gen: w.gens.Add(1),
 		interval: time.Duration(float64(time.Second) / rowsPerSecond)}
 }
 
@@ -203,7 +204,7 @@ func (e *Emitter) flushPendingLocked() error {
 func (e *Emitter) pushLocked(level, source, message string, data json.RawMessage) error {
 	e.seq++
 	ev := &Event{RunID: e.runID, Seq: e.seq, TS: time.Now(), Level: level, Source: source,
-		Message: e.redact.String(message), Phase: e.phase}
+		Message: e.redact.String(message), Phase: e.phase, gen: e.gen}
 	if len(data) > 0 {
 		ev.Data = e.redact.JSON(data)
 	}

@@ -153,7 +153,7 @@ func (x *execution) enterPhase(phase string) (outcome, bool) {
 				// The store stayed unreachable: whether we still hold the
 				// lease is unknown, so write nothing and let the reaper
 				// settle the run rather than blame the runbook.
-				x.d.writer.Forget(x.run.ID)
+				x.d.writer.Forget(x.emitter.gen)
 				return outcome{lost: true}, true
 			}
 			return x.classify(phase, err), true

@@ -160,6 +160,7 @@ func (rc *RunContext) Step(ctx context.Context, spec StepSpec, fn func(ctx conte
 }
 
 func (rc *RunContext) trackStep(ctx context.Context, st Step, fn func(ctx context.Context) error) error {
+	st.gen = rc.emitter.gen
 	now := time.Now()
 	st.Status, st.StartedAt = "running", &now
 	if err := rc.emitter.writer.enqueue(ctx, item{step: ptr(st)}); err != nil {

@@ -100,6 +100,8 @@ type Event struct {
 	Message string          `json:"message"`
 	Data    json.RawMessage `json:"data,omitempty"`
 	Phase   string          `json:"phase,omitempty"`
+
+	gen uint64 // the emitting attempt's generation (Writer.Forget); not stored
 }
 
 // Artifact is a row of public.artifacts.
@@ -126,6 +128,8 @@ type Step struct {
 	StartedAt  *time.Time      `json:"started_at,omitempty"`
 	FinishedAt *time.Time      `json:"finished_at,omitempty"`
 	Error      *string         `json:"error,omitempty"`
+
+	gen uint64 // the writing attempt's generation (Writer.Forget); not stored
 }
 
 // Template is a row of public.run_templates.

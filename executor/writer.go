@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -62,23 +63,25 @@ type Writer struct {
 	ctx    context.Context
 	mu     sync.RWMutex // guards closed against sends on a closed queue
 	closed bool
-	lost   sync.Map // run id -> struct{}: runs whose rows are no longer ours to write
+	lost   sync.Map      // emitter generation -> struct{}: attempts whose rows are no longer ours to write
+	gens   atomic.Uint64 // generations handed to emitters, one per run attempt
 }
 
-// Forget drops the rows of a run whose lease is lost, queued or being
-// retried: the attempt that made them no longer owns the run, and writing
-// them later would put them after the reaper's or the next attempt's events.
-func (w *Writer) Forget(runID string) { w.lost.Store(runID, struct{}{}) }
+// Forget drops the rows of one run attempt (an emitter's generation) whose
+// lease is lost, queued or being retried: that attempt no longer owns the
+// run, and writing them later would put them after the reaper's or the next
+// attempt's events. A later attempt of the same run has a new generation.
+func (w *Writer) Forget(gen uint64) { w.lost.Store(gen, struct{}{}) }
 
-func (w *Writer) isLost(runID string) bool {
-	_, ok := w.lost.Load(runID)
+func (w *Writer) isLost(gen uint64) bool {
+	_, ok := w.lost.Load(gen)
 	return ok
 }
 
-func liveRows[T any](w *Writer, rows []T, runOf func(T) string) []T {
+func liveRows[T any](w *Writer, rows []T, genOf func(T) uint64) []T {
 	out := rows[:0:0]
 	for _, r := range rows {
-		if !w.isLost(runOf(r)) {
+		if !w.isLost(genOf(r)) {
 			out = append(out, r)
 		}
 	}
@@ -276,7 +279,7 @@ func (w *Writer) writeEvents(events []Event) {
 		return
 	}
 	err := w.retry("events", func(ctx context.Context) error {
-		live := liveRows(w, events, func(e Event) string { return e.RunID })
+		live := liveRows(w, events, func(e Event) uint64 { return e.gen })
 		if len(live) == 0 {
 			return nil
 		}
@@ -300,7 +303,7 @@ func (w *Writer) writeSteps(steps []Step) {
 		return
 	}
 	err := w.retry("steps", func(ctx context.Context) error {
-		live := liveRows(w, steps, func(s Step) string { return s.RunID })
+		live := liveRows(w, steps, func(s Step) uint64 { return s.gen })
 		if len(live) == 0 {
 			return nil
 		}
