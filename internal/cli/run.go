@@ -72,10 +72,7 @@ func runDaemon(ctx context.Context, e *env, autoMigrate bool, started func(*exec
 		return err
 	}
 	defer store.Close()
-	sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	err = checkSchema(sctx, store)
-	cancel()
-	if err != nil {
+	if err := checkSchemaPatiently(ctx, store, e.log); err != nil {
 		return err
 	}
 	resolver, err := newResolver(e, store)
@@ -162,6 +159,33 @@ func runDaemon(ctx context.Context, e *env, autoMigrate bool, started func(*exec
 	}
 	e.log.Info("stopped cleanly")
 	return nil
+}
+
+// startupPatience is how long a starting daemon waits out a store that fails
+// transiently (an outage, a 5xx) before giving up.
+const startupPatience = time.Minute
+
+// checkSchemaPatiently checks the schema, retrying transient store failures
+// with backoff for up to startupPatience, so a daemon (re)started during a
+// database outage waits for it instead of exiting.
+func checkSchemaPatiently(ctx context.Context, store executor.Store, log *zap.Logger) error {
+	deadline := time.Now().Add(startupPatience)
+	delay := 250 * time.Millisecond
+	for {
+		sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		err := checkSchema(sctx, store)
+		cancel()
+		if err == nil || !executor.Retryable(err) || time.Now().After(deadline) {
+			return err
+		}
+		log.Warn("store not reachable at start; retrying", zap.Duration("in", delay), zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 5*time.Second)
+	}
 }
 
 func daemonConfig(e *env) executor.Config {
