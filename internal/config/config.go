@@ -5,6 +5,7 @@
 package config
 
 import (
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net/url"
@@ -304,6 +305,6 @@ func DefaultWorkerID() string {
 		host = "opsd"
 	}
 	var b [3]byte
-	_, _ = randRead(b[:])
+	_, _ = rand.Read(b[:])
 	return fmt.Sprintf("%s-%d-%x", host, os.Getpid(), b)
 }

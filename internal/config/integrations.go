@@ -1,12 +1,8 @@
 package config
 
 import (
-	"crypto/rand"
-
 	"github.com/spf13/viper"
 )
-
-var randRead = rand.Read
 
 // Integrations is the `integrations:` section. Tokens and API URLs may also
 // come from the environment variables named on each field.

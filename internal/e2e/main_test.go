@@ -55,13 +55,20 @@ func startOpsd(t *testing.T, dbURL, worker string, extra ...string) *proc {
 		"--poll-interval", "100ms", "--poll-max-interval", "300ms", "--log-format", "json"}, extra...)
 	cmd := exec.Command(opsdBin, args...)
 	cmd.Env = append(os.Environ(), "DATABASE_URL=", "SUPABASE_URL=")
+	return launch(t, cmd, worker)
+}
+
+// launch starts cmd, collects its stderr (the JSON log) for Logs, and kills
+// it at cleanup, logging what it said when the test failed.
+func launch(t *testing.T, cmd *exec.Cmd, name string) *proc {
+	t.Helper()
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
 	p := &proc{cmd: cmd, done: make(chan error, 1)}
 	go func() {
 		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		sc.Buffer(make([]byte, 1<<20), 8<<20)
 		for sc.Scan() {
 			p.mu.Lock()
 			p.logs.WriteString(sc.Text() + "\n")
@@ -74,7 +81,7 @@ func startOpsd(t *testing.T, dbURL, worker string, extra ...string) *proc {
 		_ = cmd.Process.Kill()
 		<-p.done
 		if t.Failed() {
-			t.Logf("opsd %s logs:\n%s", worker, p.Logs())
+			t.Logf("opsd %s logs:\n%s", name, p.Logs())
 		}
 	})
 	return p
