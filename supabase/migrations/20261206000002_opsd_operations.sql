@@ -1,0 +1,751 @@
+-- Operations: schedules, retry, retention and an audit trail (issue 13).
+-- Database-first: the frontend reaches all of it through PostgREST and
+-- Realtime, the daemon and the CLI call the same functions. Additive only.
+
+-- ---------------------------------------------------------------- columns
+
+CREATE TABLE IF NOT EXISTS public.run_schedules (
+  id          uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  name        text NOT NULL UNIQUE CHECK (name ~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$'),
+  cron        text NOT NULL,
+  timezone    text NOT NULL DEFAULT 'UTC',
+  env         text NOT NULL CHECK (env IN ('prod', 'staging', 'dev')),
+  kind        text NOT NULL CHECK (kind IN ('deploy', 'healthcheck', 'spec', 'incident', 'schema_sync')),
+  template_id uuid NULL,
+  input       jsonb NOT NULL DEFAULT '{}'::jsonb,
+  plan        jsonb NULL,
+  lane        text NOT NULL DEFAULT 'A',
+  session_id  uuid NULL REFERENCES public.sessions (id) ON DELETE SET NULL,
+  enabled     boolean NOT NULL DEFAULT true,
+  -- What a tick does while the schedule's previous run is still queued or
+  -- running: skip it (the default) or queue another run.
+  overlap     text NOT NULL DEFAULT 'skip' CHECK (overlap IN ('skip', 'queue')),
+  next_run_at timestamptz NULL,
+  last_run_at timestamptz NULL,
+  created_by  uuid NULL DEFAULT auth.uid(),
+  created_at  timestamptz NOT NULL DEFAULT now(),
+  updated_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS run_schedules_due_idx ON public.run_schedules (next_run_at) WHERE enabled;
+
+ALTER TABLE public.runs
+  ADD COLUMN IF NOT EXISTS retry_of      uuid NULL REFERENCES public.runs (id) ON DELETE SET NULL,
+  ADD COLUMN IF NOT EXISTS canceled_by   text NULL,
+  ADD COLUMN IF NOT EXISTS rejected_by   text NULL,
+  ADD COLUMN IF NOT EXISTS rejected_at   timestamptz NULL,
+  ADD COLUMN IF NOT EXISTS schedule_id   uuid NULL REFERENCES public.run_schedules (id) ON DELETE SET NULL,
+  ADD COLUMN IF NOT EXISTS scheduled_for timestamptz NULL;
+CREATE INDEX IF NOT EXISTS runs_retry_of_idx ON public.runs (retry_of) WHERE retry_of IS NOT NULL;
+-- Two daemons never enqueue the same tick of a schedule.
+CREATE UNIQUE INDEX IF NOT EXISTS runs_schedule_tick_key ON public.runs (schedule_id, scheduled_for);
+CREATE INDEX IF NOT EXISTS runs_finished_at_idx ON public.runs (finished_at) WHERE finished_at IS NOT NULL;
+
+-- Written only by triggers and SQL functions (SECURITY DEFINER), never by
+-- the daemon, so nothing escapes it. Nobody but the owner may change it.
+CREATE TABLE IF NOT EXISTS public.audit_log (
+  id          bigserial PRIMARY KEY,
+  at          timestamptz NOT NULL DEFAULT clock_timestamp(),
+  action      text NOT NULL,
+  actor       text NOT NULL,
+  run_id      uuid NULL,
+  schedule_id uuid NULL,
+  details     jsonb NOT NULL DEFAULT '{}'::jsonb
+);
+CREATE INDEX IF NOT EXISTS audit_log_at_idx ON public.audit_log (at, id);
+CREATE INDEX IF NOT EXISTS audit_log_run_idx ON public.audit_log (run_id) WHERE run_id IS NOT NULL;
+
+-- Leases of daemon-wide maintenance work (the pruner), so two daemons do
+-- not both work at once.
+CREATE TABLE IF NOT EXISTS public.opsd_leases (
+  name   text PRIMARY KEY,
+  holder text NOT NULL,
+  until  timestamptz NOT NULL
+);
+
+-- ------------------------------------------------------------------ actor
+
+-- Who is acting: the browser user's uid (or 'anon'), else what the caller
+-- put in the transaction-local setting opsd.actor (the CLI's --as), else
+-- 'service_role' or the database user of a direct connection.
+CREATE OR REPLACE FUNCTION public.opsd_actor() RETURNS text
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+  SELECT CASE
+    WHEN coalesce(auth.role(), '') IN ('anon', 'authenticated') THEN coalesce(auth.uid()::text, 'anon')
+    ELSE coalesce(nullif(current_setting('opsd.actor', true), ''),
+                  CASE WHEN auth.role() = 'service_role' THEN 'service_role' ELSE 'db:' || session_user END)
+  END
+$$;
+
+CREATE OR REPLACE FUNCTION public.opsd_audit_write(p_action text, p_actor text, p_run uuid, p_schedule uuid,
+                                                   p_details jsonb) RETURNS void
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+  INSERT INTO public.audit_log (action, actor, run_id, schedule_id, details)
+  VALUES (p_action, coalesce(p_actor, public.opsd_actor()), p_run, p_schedule, coalesce(p_details, '{}'::jsonb))
+$$;
+
+-- ------------------------------------------------------------------- cron
+
+-- One field of a 5-field cron expression as the sorted values it allows.
+-- p_pos is the field's position in the whole expression, for errors.
+CREATE OR REPLACE FUNCTION public.opsd_cron_field(p_expr text, p_field text, p_name text, p_pos int,
+                                                  p_min int, p_max int, p_names text[]) RETURNS int[]
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, public AS $$
+DECLARE
+  v_out int[] := '{}';
+  v_item text;
+  v_off int := 0;
+  v_m text[];
+  v_lo int;
+  v_hi int;
+  v_step int;
+  v_where text;
+  -- Day of week accepts 7 (Sunday) beside 0.
+  v_top int := CASE WHEN p_name = 'day-of-week' THEN 7 ELSE p_max END;
+BEGIN
+  FOREACH v_item IN ARRAY string_to_array(p_field, ',') LOOP
+    v_where := format('cron %L: %s field %L at position %s', p_expr, p_name, v_item, p_pos + v_off);
+    v_m := regexp_match(lower(v_item), '^(\*|[0-9a-z]+)(?:-([0-9a-z]+))?(?:/([0-9]+))?$');
+    IF v_m IS NULL THEN
+      RAISE EXCEPTION '%: expected *, a value, a range a-b, a list a,b or a step */n', v_where
+        USING ERRCODE = 'invalid_parameter_value', HINT = 'use 5 fields (minute hour day-of-month month day-of-week) or @every <duration>';
+    END IF;
+    IF v_m[1] = '*' THEN
+      IF v_m[2] IS NOT NULL THEN
+        RAISE EXCEPTION '%: * cannot start a range', v_where USING ERRCODE = 'invalid_parameter_value';
+      END IF;
+      v_lo := p_min; v_hi := p_max;
+    ELSE
+      FOR i IN 1..2 LOOP
+        CONTINUE WHEN v_m[i] IS NULL;
+        IF v_m[i] ~ '^[0-9]+$' AND length(v_m[i]) <= 4 THEN
+          v_hi := v_m[i]::int;
+        ELSIF p_names IS NOT NULL AND array_position(p_names, v_m[i]) IS NOT NULL THEN
+          v_hi := array_position(p_names, v_m[i]) - 1 + p_min;
+        ELSE
+          RAISE EXCEPTION '%: % is not a number%', v_where, v_m[i],
+            CASE WHEN p_names IS NULL THEN '' ELSE ' or a name (' || array_to_string(p_names, ' ') || ')' END
+            USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        -- Day of week 7 is Sunday, as in most crons.
+        IF p_name = 'day-of-week' AND v_hi = 7 THEN
+          v_hi := CASE WHEN i = 1 AND v_m[2] IS NULL THEN 0 ELSE 7 END;
+        END IF;
+        IF v_hi < p_min OR v_hi > v_top THEN
+          RAISE EXCEPTION '%: % is out of range %-%', v_where, v_m[i], p_min, p_max USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF i = 1 THEN v_lo := v_hi; END IF;
+      END LOOP;
+      IF v_m[2] IS NULL THEN
+        v_hi := CASE WHEN v_m[3] IS NOT NULL THEN p_max ELSE v_lo END;
+      END IF;
+      IF v_lo > v_hi THEN
+        RAISE EXCEPTION '%: range %-% runs backwards', v_where, v_lo, v_hi USING ERRCODE = 'invalid_parameter_value';
+      END IF;
+    END IF;
+    v_step := coalesce(v_m[3]::int, 1);
+    IF v_step < 1 OR v_step > p_max - p_min + 1 THEN
+      RAISE EXCEPTION '%: step % is out of range 1-%', v_where, v_step, p_max - p_min + 1 USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    FOR v IN v_lo..v_hi BY v_step LOOP
+      v_out := v_out || CASE WHEN p_name = 'day-of-week' AND v = 7 THEN 0 ELSE v END;
+    END LOOP;
+    v_off := v_off + length(v_item) + 1;
+  END LOOP;
+  RETURN ARRAY(SELECT DISTINCT x FROM unnest(v_out) x ORDER BY x);
+END
+$$;
+
+-- opsd_cron_parse validates a schedule expression and returns it parsed:
+-- {"every": seconds} for @every <duration> (at least 1 s), else the allowed
+-- values of each of the 5 fields. Errors name the field and the position.
+CREATE OR REPLACE FUNCTION public.opsd_cron_parse(p_expr text) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, public AS $$
+DECLARE
+  v_expr text := btrim(coalesce(p_expr, ''));
+  v_secs numeric;
+  v_fields text[];
+  v_pos int[] := '{}';
+  v_names text[] := ARRAY['minute', 'hour', 'day-of-month', 'month', 'day-of-week'];
+  v_min int[] := ARRAY[0, 0, 1, 1, 0];
+  v_max int[] := ARRAY[59, 23, 31, 12, 6];
+  v_out jsonb := '{}';
+  v_off int;
+BEGIN
+  IF lower(v_expr) LIKE '@every%' THEN
+    BEGIN
+      v_secs := extract(epoch FROM btrim(substr(v_expr, 7))::interval);
+    EXCEPTION WHEN others THEN
+      RAISE EXCEPTION 'cron %: duration % at position 8 is not a duration (e.g. 30s, 5m, 1h30m)', quote_literal(p_expr), quote_literal(btrim(substr(v_expr, 7)))
+        USING ERRCODE = 'invalid_parameter_value';
+    END;
+    IF btrim(substr(v_expr, 7)) = '' OR v_secs IS NULL OR v_secs < 1 THEN
+      RAISE EXCEPTION 'cron %: @every needs a duration of at least 1s (position 8)', quote_literal(p_expr) USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN jsonb_build_object('every', floor(v_secs)::bigint);
+  END IF;
+  v_expr := CASE lower(v_expr)
+    WHEN '@hourly' THEN '0 * * * *' WHEN '@daily' THEN '0 0 * * *' WHEN '@midnight' THEN '0 0 * * *'
+    WHEN '@weekly' THEN '0 0 * * 0' WHEN '@monthly' THEN '0 0 1 * *' WHEN '@yearly' THEN '0 0 1 1 *'
+    WHEN '@annually' THEN '0 0 1 1 *' ELSE v_expr END;
+  IF v_expr LIKE '@%' THEN
+    RAISE EXCEPTION 'cron %: unknown macro at position 1 (use @every <duration>, @hourly, @daily, @weekly, @monthly or @yearly)', quote_literal(p_expr)
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  -- Fields and where each starts (1-based), for error positions.
+  SELECT array_agg(m[1] ORDER BY n), array_agg(0 ORDER BY n) INTO v_fields, v_pos
+    FROM regexp_matches(v_expr, '(\S+)', 'g') WITH ORDINALITY AS t(m, n);
+  IF coalesce(array_length(v_fields, 1), 0) <> 5 THEN
+    RAISE EXCEPTION 'cron %: has % fields, want 5 (minute hour day-of-month month day-of-week) or @every <duration>',
+      quote_literal(p_expr), coalesce(array_length(v_fields, 1), 0) USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  v_off := 1;
+  FOR i IN 1..5 LOOP
+    v_pos[i] := strpos(substr(v_expr, v_off), v_fields[i]) + v_off - 1;
+    v_off := v_pos[i] + length(v_fields[i]);
+    v_out := v_out || jsonb_build_object(v_names[i], to_jsonb(public.opsd_cron_field(
+      p_expr, v_fields[i], v_names[i], v_pos[i], v_min[i], v_max[i],
+      CASE i WHEN 4 THEN ARRAY['jan','feb','mar','apr','may','jun','jul','aug','sep','oct','nov','dec']
+             WHEN 5 THEN ARRAY['sun','mon','tue','wed','thu','fri','sat'] END)));
+  END LOOP;
+  -- Standard cron: when both day fields are restricted, either may match.
+  RETURN v_out || jsonb_build_object('dom_any', v_fields[3] ~ '^\*', 'dow_any', v_fields[5] ~ '^\*');
+END
+$$;
+
+-- The first fire time of a parsed expression strictly after p_after, in
+-- time zone p_tz.
+CREATE OR REPLACE FUNCTION public.opsd_cron_next_parsed(p_spec jsonb, p_tz text, p_after timestamptz) RETURNS timestamptz
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, public AS $$
+DECLARE
+  v_t timestamp;
+  v_min int[];
+  v_hour int[];
+  v_dom int[];
+  v_mon int[];
+  v_dow int[];
+  v_dom_ok boolean;
+  v_dow_ok boolean;
+BEGIN
+  IF p_spec ? 'every' THEN
+    RETURN to_timestamp((floor(extract(epoch FROM p_after) / (p_spec ->> 'every')::bigint) + 1) * (p_spec ->> 'every')::bigint);
+  END IF;
+  SELECT array_agg(x::int) INTO v_min FROM jsonb_array_elements_text(p_spec -> 'minute') x;
+  SELECT array_agg(x::int) INTO v_hour FROM jsonb_array_elements_text(p_spec -> 'hour') x;
+  SELECT array_agg(x::int) INTO v_dom FROM jsonb_array_elements_text(p_spec -> 'day-of-month') x;
+  SELECT array_agg(x::int) INTO v_mon FROM jsonb_array_elements_text(p_spec -> 'month') x;
+  SELECT array_agg(x::int) INTO v_dow FROM jsonb_array_elements_text(p_spec -> 'day-of-week') x;
+  v_t := date_trunc('minute', p_after AT TIME ZONE p_tz) + interval '1 minute';
+  -- Bounded: five years of days covers every satisfiable expression.
+  FOR i IN 1..200000 LOOP
+    IF NOT (extract(month FROM v_t)::int = ANY (v_mon)) THEN
+      v_t := date_trunc('month', v_t) + interval '1 month';
+      CONTINUE;
+    END IF;
+    v_dom_ok := extract(day FROM v_t)::int = ANY (v_dom);
+    v_dow_ok := extract(dow FROM v_t)::int = ANY (v_dow);
+    IF ((p_spec ->> 'dom_any')::boolean OR (p_spec ->> 'dow_any')::boolean) AND NOT (v_dom_ok AND v_dow_ok)
+       OR NOT ((p_spec ->> 'dom_any')::boolean OR (p_spec ->> 'dow_any')::boolean) AND NOT (v_dom_ok OR v_dow_ok) THEN
+      v_t := date_trunc('day', v_t) + interval '1 day';
+      CONTINUE;
+    END IF;
+    IF NOT (extract(hour FROM v_t)::int = ANY (v_hour)) THEN
+      v_t := date_trunc('hour', v_t) + interval '1 hour';
+      CONTINUE;
+    END IF;
+    IF NOT (extract(minute FROM v_t)::int = ANY (v_min)) THEN
+      v_t := v_t + interval '1 minute';
+      CONTINUE;
+    END IF;
+    RETURN v_t AT TIME ZONE p_tz;
+  END LOOP;
+  RAISE EXCEPTION 'cron expression never fires within five years (a day that no month has?): %', p_spec USING ERRCODE = 'invalid_parameter_value';
+END
+$$;
+
+-- opsd_cron_next is the one source of next fire times, for the schedules
+-- trigger, the enqueuer and `opsd schedule list`.
+CREATE OR REPLACE FUNCTION public.opsd_cron_next(p_expr text, p_tz text DEFAULT 'UTC', p_after timestamptz DEFAULT now())
+RETURNS timestamptz
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, public AS $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = p_tz) THEN
+    RAISE EXCEPTION 'timezone % is not a known time zone (e.g. UTC, Europe/Paris)', quote_literal(p_tz) USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  RETURN public.opsd_cron_next_parsed(public.opsd_cron_parse(p_expr), p_tz, p_after);
+END
+$$;
+
+-- Validates a schedule on every write (PostgREST writes too) and keeps
+-- next_run_at: computed on create, on a cron or timezone change and on
+-- resume; NULL while paused.
+CREATE OR REPLACE FUNCTION public.opsd_schedules_guard() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, public AS $$
+BEGIN
+  IF TG_OP = 'INSERT' OR NEW.cron IS DISTINCT FROM OLD.cron OR NEW.timezone IS DISTINCT FROM OLD.timezone
+     OR NEW.enabled IS DISTINCT FROM OLD.enabled THEN
+    -- Validated even while paused: a bad expression never gets stored.
+    NEW.next_run_at := public.opsd_cron_next(NEW.cron, NEW.timezone, now());
+    IF NOT NEW.enabled THEN
+      NEW.next_run_at := NULL;
+    END IF;
+  END IF;
+  IF TG_OP = 'UPDATE' THEN
+    NEW.updated_at := now();
+  END IF;
+  RETURN NEW;
+END
+$$;
+
+DROP TRIGGER IF EXISTS run_schedules_guard ON public.run_schedules;
+CREATE TRIGGER run_schedules_guard BEFORE INSERT OR UPDATE ON public.run_schedules
+  FOR EACH ROW EXECUTE FUNCTION public.opsd_schedules_guard();
+
+-- opsd_enqueue_due_schedules enqueues one run per due schedule: an ordinary
+-- queued run with schedule_id and scheduled_for set. Any daemon may call it:
+-- schedules are taken with SKIP LOCKED and the unique (schedule_id,
+-- scheduled_for) index drops a tick enqueued twice. Ticks missed while no
+-- daemon ran are enqueued once (the latest), with a System event counting
+-- the skipped ones. With overlap 'skip', a tick whose previous run is still
+-- queued or running is skipped (and audited).
+CREATE OR REPLACE FUNCTION public.opsd_enqueue_due_schedules(p_limit int DEFAULT 20) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+DECLARE
+  s public.run_schedules;
+  v_spec jsonb;
+  v_tick timestamptz;
+  v_next timestamptz;
+  v_missed bigint;
+  v_run uuid;
+  v_now timestamptz := clock_timestamp();
+  v_enqueued int := 0;
+  v_skipped int := 0;
+BEGIN
+  PERFORM set_config('opsd.system_write', 'on', true);
+  FOR s IN
+    SELECT * FROM public.run_schedules x
+     WHERE x.enabled AND x.next_run_at <= v_now
+     ORDER BY x.next_run_at
+     LIMIT greatest(p_limit, 1)
+     FOR UPDATE SKIP LOCKED
+  LOOP
+    v_spec := public.opsd_cron_parse(s.cron);
+    -- The latest due tick, and how many earlier ones were missed.
+    IF v_spec ? 'every' THEN
+      v_tick := to_timestamp(floor(extract(epoch FROM v_now) / (v_spec ->> 'every')::bigint) * (v_spec ->> 'every')::bigint);
+      v_tick := greatest(v_tick, s.next_run_at);
+      v_missed := floor(extract(epoch FROM v_tick - s.next_run_at) / (v_spec ->> 'every')::bigint);
+      v_next := public.opsd_cron_next_parsed(v_spec, s.timezone, greatest(v_tick, v_now));
+    ELSE
+      v_tick := s.next_run_at;
+      v_missed := 0;
+      LOOP
+        v_next := public.opsd_cron_next_parsed(v_spec, s.timezone, v_tick);
+        EXIT WHEN v_next > v_now OR v_missed >= 100000;
+        v_tick := v_next;
+        v_missed := v_missed + 1;
+      END LOOP;
+      IF v_next <= v_now THEN
+        v_next := public.opsd_cron_next_parsed(v_spec, s.timezone, v_now);
+      END IF;
+    END IF;
+
+    UPDATE public.run_schedules SET next_run_at = v_next, last_run_at = v_tick WHERE id = s.id;
+
+    IF s.overlap = 'skip' AND EXISTS (SELECT 1 FROM public.runs r WHERE r.schedule_id = s.id
+                                         AND (r.status IN ('queued', 'running') OR r.finished_at IS NULL)) THEN
+      PERFORM public.opsd_audit_write('schedule.skipped', 'schedule:' || s.name, NULL, s.id,
+        jsonb_build_object('scheduled_for', v_tick, 'missed', v_missed, 'reason', 'previous run still queued or running'));
+      v_skipped := v_skipped + 1;
+      CONTINUE;
+    END IF;
+
+    PERFORM set_config('opsd.actor', 'schedule:' || s.name, true);
+    INSERT INTO public.runs (env, kind, plan, intent, template_id, input, session_id, lane, created_by,
+                             schedule_id, scheduled_for)
+    VALUES (s.env, s.kind, s.plan, coalesce(s.plan ->> 'title', 'schedule ' || s.name), s.template_id, s.input,
+            s.session_id, s.lane, s.created_by, s.id, v_tick)
+    ON CONFLICT (schedule_id, scheduled_for) DO NOTHING
+    RETURNING id INTO v_run;
+    PERFORM set_config('opsd.actor', '', true);
+    IF v_run IS NULL THEN
+      CONTINUE;
+    END IF;
+    v_enqueued := v_enqueued + 1;
+    IF v_missed > 0 THEN
+      PERFORM public.opsd_system_event(v_run, 'warn',
+        format('schedule %s: %s tick(s) missed while no daemon was running were skipped; this run catches up once', s.name, v_missed),
+        NULL, jsonb_build_object('schedule', s.name, 'skipped_ticks', v_missed, 'scheduled_for', v_tick));
+    END IF;
+  END LOOP;
+  RETURN jsonb_build_object('enqueued', v_enqueued, 'skipped', v_skipped);
+END
+$$;
+
+-- -------------------------------------------------------------- audit trail
+
+-- A cancel (not a rejection) records who canceled, whichever path set it:
+-- cancel_run, the frontend's plain UPDATE, or the daemon.
+CREATE OR REPLACE FUNCTION public.opsd_runs_canceled_by() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, public AS $$
+BEGIN
+  IF NEW.rejected_by IS NULL AND NEW.rejected_at IS NULL THEN
+    NEW.canceled_by := coalesce(NEW.canceled_by, public.opsd_actor());
+  END IF;
+  RETURN NEW;
+END
+$$;
+
+DROP TRIGGER IF EXISTS runs_canceled_by ON public.runs;
+CREATE TRIGGER runs_canceled_by BEFORE UPDATE OF status ON public.runs
+  FOR EACH ROW WHEN (NEW.status = 'canceled' AND OLD.status IS DISTINCT FROM 'canceled')
+  EXECUTE FUNCTION public.opsd_runs_canceled_by();
+
+-- Audits runs from the rows themselves, so it holds whichever function or
+-- UPDATE set them: created (or scheduled, or retried), approved, rejected,
+-- canceled.
+CREATE OR REPLACE FUNCTION public.opsd_runs_audit() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+BEGIN
+  IF TG_OP = 'INSERT' THEN
+    IF NEW.retry_of IS NOT NULL THEN
+      PERFORM public.opsd_audit_write('retried', NULL, NEW.id, NEW.schedule_id,
+        jsonb_build_object('retry_of', NEW.retry_of, 'env', NEW.env, 'kind', NEW.kind));
+    ELSIF NEW.schedule_id IS NOT NULL THEN
+      PERFORM public.opsd_audit_write('scheduled', NULL, NEW.id, NEW.schedule_id,
+        jsonb_build_object('scheduled_for', NEW.scheduled_for, 'env', NEW.env, 'kind', NEW.kind));
+    ELSE
+      PERFORM public.opsd_audit_write('created', coalesce(NEW.created_by::text, public.opsd_actor()), NEW.id, NULL,
+        jsonb_build_object('env', NEW.env, 'kind', NEW.kind, 'lane', NEW.lane));
+    END IF;
+    RETURN NULL;
+  END IF;
+  IF NEW.approved_at IS NOT NULL AND OLD.approved_at IS NULL THEN
+    PERFORM public.opsd_audit_write('approved', coalesce(NEW.approved_by, public.opsd_actor()), NEW.id, NULL, '{}');
+  END IF;
+  IF NEW.rejected_at IS NOT NULL AND OLD.rejected_at IS NULL THEN
+    PERFORM public.opsd_audit_write('rejected', coalesce(NEW.rejected_by, public.opsd_actor()), NEW.id, NULL,
+      jsonb_build_object('reason', NEW.error_message));
+  ELSIF NEW.status = 'canceled' AND OLD.status IS DISTINCT FROM 'canceled' THEN
+    PERFORM public.opsd_audit_write('canceled', coalesce(NEW.canceled_by, public.opsd_actor()), NEW.id, NULL,
+      jsonb_build_object('was', OLD.status));
+  END IF;
+  RETURN NULL;
+END
+$$;
+
+DROP TRIGGER IF EXISTS runs_audit_insert ON public.runs;
+CREATE TRIGGER runs_audit_insert AFTER INSERT ON public.runs
+  FOR EACH ROW EXECUTE FUNCTION public.opsd_runs_audit();
+DROP TRIGGER IF EXISTS runs_audit_update ON public.runs;
+CREATE TRIGGER runs_audit_update AFTER UPDATE OF status, approved_at, rejected_at ON public.runs
+  FOR EACH ROW WHEN (OLD.approved_at IS DISTINCT FROM NEW.approved_at OR OLD.rejected_at IS DISTINCT FROM NEW.rejected_at
+                     OR (NEW.status = 'canceled' AND OLD.status IS DISTINCT FROM 'canceled'))
+  EXECUTE FUNCTION public.opsd_runs_audit();
+
+-- Audits schedule changes made by anyone (CLI, frontend, psql); the
+-- enqueuer's next_run_at/last_run_at bookkeeping is not an action.
+CREATE OR REPLACE FUNCTION public.opsd_schedules_audit() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+DECLARE
+  v_old jsonb;
+  v_new jsonb;
+  v_changed jsonb;
+BEGIN
+  IF TG_OP = 'INSERT' THEN
+    PERFORM public.opsd_audit_write('schedule.created', NULL, NULL, NEW.id,
+      jsonb_build_object('name', NEW.name, 'cron', NEW.cron, 'timezone', NEW.timezone, 'env', NEW.env, 'kind', NEW.kind));
+    RETURN NULL;
+  ELSIF TG_OP = 'DELETE' THEN
+    PERFORM public.opsd_audit_write('schedule.deleted', NULL, NULL, OLD.id, jsonb_build_object('name', OLD.name));
+    RETURN NULL;
+  END IF;
+  v_old := to_jsonb(OLD) - ARRAY['next_run_at', 'last_run_at', 'updated_at'];
+  v_new := to_jsonb(NEW) - ARRAY['next_run_at', 'last_run_at', 'updated_at'];
+  IF v_old = v_new THEN
+    RETURN NULL;
+  END IF;
+  SELECT coalesce(jsonb_object_agg(n.key, n.value), '{}') INTO v_changed
+    FROM jsonb_each(v_new) n WHERE v_old -> n.key IS DISTINCT FROM n.value;
+  PERFORM public.opsd_audit_write(
+    CASE WHEN v_changed = jsonb_build_object('enabled', false) THEN 'schedule.paused'
+         WHEN v_changed = jsonb_build_object('enabled', true) THEN 'schedule.resumed'
+         ELSE 'schedule.changed' END,
+    NULL, NULL, NEW.id, jsonb_build_object('name', NEW.name, 'changed', v_changed));
+  RETURN NULL;
+END
+$$;
+
+DROP TRIGGER IF EXISTS run_schedules_audit ON public.run_schedules;
+CREATE TRIGGER run_schedules_audit AFTER INSERT OR UPDATE OR DELETE ON public.run_schedules
+  FOR EACH ROW EXECUTE FUNCTION public.opsd_schedules_audit();
+
+-- opsd_audit lists audit entries oldest first, as a JSON array.
+CREATE OR REPLACE FUNCTION public.opsd_audit(p_since timestamptz DEFAULT NULL, p_until timestamptz DEFAULT NULL,
+                                             p_run_id uuid DEFAULT NULL, p_limit int DEFAULT 10000) RETURNS jsonb
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+  SELECT coalesce(jsonb_agg(to_jsonb(a) ORDER BY a.at, a.id), '[]'::jsonb)
+    FROM (SELECT * FROM public.audit_log x
+           WHERE (p_since IS NULL OR x.at >= p_since) AND (p_until IS NULL OR x.at <= p_until)
+             AND (p_run_id IS NULL OR x.run_id = p_run_id)
+           ORDER BY x.at, x.id
+           LIMIT greatest(p_limit, 1)) a
+$$;
+
+-- -------------------------------------------------------------------- retry
+
+-- retry_run makes a new queued run with the same env, kind, plan, input,
+-- template, session and lane as a run that ended error or canceled, with
+-- retry_of pointing at it. Whoever may cancel the run may retry it (users:
+-- their own and shared runs). Approval is asked again: the new run has none.
+-- Returns NULL when the caller may not see the run. p_actor names the
+-- operator in the audit trail when the caller is the service role.
+CREATE OR REPLACE FUNCTION public.retry_run(p_run_id uuid, p_actor text DEFAULT NULL) RETURNS uuid
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+DECLARE
+  r public.runs;
+  v_id uuid;
+BEGIN
+  SELECT * INTO r FROM public.runs x
+   WHERE x.id = p_run_id
+     AND (NOT public.opsd_caller_is_user() OR x.created_by IS NULL OR x.created_by = auth.uid());
+  IF NOT FOUND THEN
+    RETURN NULL;
+  END IF;
+  IF r.status NOT IN ('error', 'canceled') THEN
+    RAISE EXCEPTION 'retry_run: run % is %: only runs that ended error or canceled can be retried', p_run_id, r.status
+      USING ERRCODE = 'check_violation', HINT = 'cancel it first, or wait for it to finish';
+  END IF;
+  IF NOT public.opsd_caller_is_user() AND nullif(btrim(p_actor), '') IS NOT NULL THEN
+    PERFORM set_config('opsd.actor', btrim(p_actor), true);
+  END IF;
+  INSERT INTO public.runs (env, kind, plan, intent, template_id, input, session_id, lane, priority, dry_run,
+                           timeout_seconds, max_attempts, created_by, retry_of)
+  VALUES (r.env, r.kind, r.plan, r.intent, r.template_id, r.input, r.session_id, r.lane, r.priority, r.dry_run,
+          r.timeout_seconds, r.max_attempts,
+          CASE WHEN public.opsd_caller_is_user() THEN auth.uid() ELSE r.created_by END, r.id)
+  RETURNING id INTO v_id;
+  PERFORM set_config('opsd.actor', '', true);
+  RETURN v_id;
+END
+$$;
+
+-- ---------------------------------------------------------------- retention
+
+-- opsd_prune does one bounded batch of retention: at most p_batch rows per
+-- table (run_events, run_steps, artifacts, then runs), each rule given as an
+-- age in seconds (NULL keeps everything). Only finished runs and their rows
+-- are touched. A run past its age takes its rows with it (in batches here,
+-- and by ON DELETE CASCADE for anything left). With p_dry_run it counts all
+-- that a full pass would delete and deletes nothing. A pass holds the
+-- 'prune' lease for a minute so two daemons do not both work at once; a
+-- caller that does not hold it gets {"busy": holder}.
+CREATE OR REPLACE FUNCTION public.opsd_prune(p_worker text, p_run_events bigint DEFAULT NULL, p_run_steps bigint DEFAULT NULL,
+                                             p_artifacts bigint DEFAULT NULL, p_runs bigint DEFAULT NULL,
+                                             p_batch int DEFAULT 500, p_dry_run boolean DEFAULT false) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+DECLARE
+  v_now timestamptz := now();
+  v_runs_cut timestamptz := v_now - make_interval(secs => p_runs);
+  v_ev_cut timestamptz := v_now - make_interval(secs => p_run_events);
+  v_st_cut timestamptz := v_now - make_interval(secs => p_run_steps);
+  v_ar_cut timestamptz := v_now - make_interval(secs => p_artifacts);
+  v_holder text;
+  v_ev bigint;
+  v_st bigint;
+  v_ar bigint;
+  v_runs bigint;
+  v_lim int := greatest(coalesce(p_batch, 500), 1);
+BEGIN
+  IF coalesce(btrim(p_worker), '') = '' THEN
+    RAISE EXCEPTION 'opsd_prune: p_worker must name the caller' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF least(p_run_events, p_run_steps, p_artifacts, p_runs) < 0 THEN
+    RAISE EXCEPTION 'opsd_prune: retention ages must not be negative' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF p_dry_run THEN
+    SELECT count(*) INTO v_ev FROM public.run_events e JOIN public.runs r ON r.id = e.run_id
+     WHERE r.finished_at IS NOT NULL AND (e.ts < v_ev_cut OR r.finished_at < v_runs_cut);
+    SELECT count(*) INTO v_st FROM public.run_steps e JOIN public.runs r ON r.id = e.run_id
+     WHERE r.finished_at IS NOT NULL AND (r.finished_at < v_st_cut OR r.finished_at < v_runs_cut);
+    SELECT count(*) INTO v_ar FROM public.artifacts e JOIN public.runs r ON r.id = e.run_id
+     WHERE r.finished_at IS NOT NULL AND (e.created_at < v_ar_cut OR r.finished_at < v_runs_cut);
+    SELECT count(*) INTO v_runs FROM public.runs r WHERE r.finished_at IS NOT NULL AND r.finished_at < v_runs_cut;
+    RETURN jsonb_build_object('run_events', v_ev, 'run_steps', v_st, 'artifacts', v_ar, 'runs', v_runs, 'dry_run', true);
+  END IF;
+
+  INSERT INTO public.opsd_leases AS l (name, holder, until) VALUES ('prune', p_worker, v_now + interval '1 minute')
+  ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until
+   WHERE l.until < v_now OR l.holder = excluded.holder
+  RETURNING holder INTO v_holder;
+  IF v_holder IS NULL THEN
+    SELECT holder INTO v_holder FROM public.opsd_leases WHERE name = 'prune';
+    RETURN jsonb_build_object('busy', v_holder);
+  END IF;
+
+  -- NULL cutoffs compare as NULL (never true): that rule keeps everything.
+  WITH d AS (
+    DELETE FROM public.run_events WHERE id IN (
+      SELECT e.id FROM public.run_events e JOIN public.runs r ON r.id = e.run_id
+       WHERE r.finished_at IS NOT NULL AND (e.ts < v_ev_cut OR r.finished_at < v_runs_cut)
+       LIMIT v_lim)
+    RETURNING 1)
+  SELECT count(*) INTO v_ev FROM d;
+  WITH d AS (
+    DELETE FROM public.run_steps WHERE id IN (
+      SELECT e.id FROM public.run_steps e JOIN public.runs r ON r.id = e.run_id
+       WHERE r.finished_at IS NOT NULL AND (r.finished_at < v_st_cut OR r.finished_at < v_runs_cut)
+       LIMIT v_lim)
+    RETURNING 1)
+  SELECT count(*) INTO v_st FROM d;
+  WITH d AS (
+    DELETE FROM public.artifacts WHERE id IN (
+      SELECT e.id FROM public.artifacts e JOIN public.runs r ON r.id = e.run_id
+       WHERE r.finished_at IS NOT NULL AND (e.created_at < v_ar_cut OR r.finished_at < v_runs_cut)
+       LIMIT v_lim)
+    RETURNING 1)
+  SELECT count(*) INTO v_ar FROM d;
+  -- Runs go once their rows are gone, so a run's cascade stays small.
+  WITH d AS (
+    DELETE FROM public.runs WHERE id IN (
+      SELECT r.id FROM public.runs r
+       WHERE r.finished_at IS NOT NULL AND r.finished_at < v_runs_cut
+         AND NOT EXISTS (SELECT 1 FROM public.run_events e WHERE e.run_id = r.id)
+         AND NOT EXISTS (SELECT 1 FROM public.run_steps e WHERE e.run_id = r.id)
+         AND NOT EXISTS (SELECT 1 FROM public.artifacts e WHERE e.run_id = r.id)
+       LIMIT v_lim
+       FOR UPDATE SKIP LOCKED)
+    RETURNING 1)
+  SELECT count(*) INTO v_runs FROM d;
+  RETURN jsonb_build_object('run_events', v_ev, 'run_steps', v_st, 'artifacts', v_ar, 'runs', v_runs, 'dry_run', false);
+END
+$$;
+
+-- ---------------------------------------------------- schedules for the CLI
+
+-- opsd_schedule_save creates a schedule from a JSON object of its columns,
+-- recording p_actor (the operator) in the audit trail.
+CREATE OR REPLACE FUNCTION public.opsd_schedule_save(p_schedule jsonb, p_actor text DEFAULT NULL) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+DECLARE
+  s public.run_schedules;
+BEGIN
+  PERFORM set_config('opsd.actor', coalesce(nullif(btrim(p_actor), ''), ''), true);
+  INSERT INTO public.run_schedules (name, cron, timezone, env, kind, template_id, input, plan, lane, session_id,
+                                    enabled, overlap)
+  SELECT x.name, x.cron, coalesce(x.timezone, 'UTC'), x.env, x.kind, x.template_id, coalesce(x.input, '{}'), x.plan,
+         coalesce(x.lane, 'A'), x.session_id, coalesce(x.enabled, true), coalesce(x.overlap, 'skip')
+    FROM jsonb_to_record(p_schedule) AS x(name text, cron text, timezone text, env text, kind text, template_id uuid,
+                                          input jsonb, plan jsonb, lane text, session_id uuid, enabled boolean, overlap text)
+  RETURNING * INTO s;
+  RETURN to_jsonb(s);
+END
+$$;
+
+-- opsd_schedule_set pauses or resumes a schedule by name; NULL if none.
+CREATE OR REPLACE FUNCTION public.opsd_schedule_set(p_name text, p_enabled boolean, p_actor text DEFAULT NULL) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+DECLARE
+  s public.run_schedules;
+BEGIN
+  PERFORM set_config('opsd.actor', coalesce(nullif(btrim(p_actor), ''), ''), true);
+  UPDATE public.run_schedules SET enabled = p_enabled WHERE name = p_name RETURNING * INTO s;
+  IF NOT FOUND THEN
+    RETURN NULL;
+  END IF;
+  RETURN to_jsonb(s);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION public.opsd_schedule_delete(p_name text, p_actor text DEFAULT NULL) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+BEGIN
+  PERFORM set_config('opsd.actor', coalesce(nullif(btrim(p_actor), ''), ''), true);
+  DELETE FROM public.run_schedules WHERE name = p_name;
+  RETURN FOUND;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION public.opsd_schedules() RETURNS jsonb
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+  SELECT coalesce(jsonb_agg(to_jsonb(s) ORDER BY s.name), '[]'::jsonb) FROM public.run_schedules s
+$$;
+
+-- ----------------------------------------------------------------- security
+
+ALTER TABLE public.run_schedules ENABLE ROW LEVEL SECURITY;
+ALTER TABLE public.audit_log     ENABLE ROW LEVEL SECURITY;
+ALTER TABLE public.opsd_leases   ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON public.run_schedules, public.audit_log, public.opsd_leases FROM anon, authenticated;
+REVOKE ALL ON public.audit_log FROM service_role;
+GRANT ALL ON public.run_schedules, public.opsd_leases TO service_role;
+-- The audit trail is read-only even for the daemon: only SQL functions and
+-- triggers (running as the owner) write it.
+GRANT SELECT ON public.audit_log TO service_role;
+GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO service_role;
+REVOKE ALL ON SEQUENCE public.audit_log_id_seq FROM service_role;
+
+-- schedules: like runs, owners manage their own (shared ones have no
+-- created_by); next_run_at and last_run_at are kept by opsd.
+GRANT SELECT, DELETE ON public.run_schedules TO anon, authenticated;
+GRANT INSERT (id, name, cron, timezone, env, kind, template_id, input, plan, lane, session_id, enabled, overlap)
+  ON public.run_schedules TO anon, authenticated;
+GRANT UPDATE (name, cron, timezone, env, kind, template_id, input, plan, lane, session_id, enabled, overlap)
+  ON public.run_schedules TO anon, authenticated;
+DROP POLICY IF EXISTS run_schedules_owner ON public.run_schedules;
+CREATE POLICY run_schedules_owner ON public.run_schedules FOR ALL TO anon, authenticated
+  USING (created_by IS NULL OR created_by = auth.uid())
+  WITH CHECK (created_by IS NULL OR created_by = auth.uid());
+
+-- The audit trail of a run or schedule is readable by who may read it.
+GRANT SELECT ON public.audit_log TO anon, authenticated;
+DROP POLICY IF EXISTS audit_log_read ON public.audit_log;
+CREATE POLICY audit_log_read ON public.audit_log FOR SELECT TO anon, authenticated
+  USING ((run_id IS NOT NULL AND EXISTS (SELECT 1 FROM public.runs r WHERE r.id = run_id))
+      OR (schedule_id IS NOT NULL AND EXISTS (SELECT 1 FROM public.run_schedules s WHERE s.id = schedule_id)));
+DROP POLICY IF EXISTS audit_log_service ON public.audit_log;
+CREATE POLICY audit_log_service ON public.audit_log FOR SELECT TO service_role USING (true);
+
+DO $$
+DECLARE
+  f regprocedure;
+BEGIN
+  FOR f IN
+    SELECT p.oid::regprocedure FROM pg_proc p
+     WHERE p.pronamespace = 'public'::regnamespace
+       AND p.proname IN ('opsd_actor', 'opsd_audit_write', 'opsd_cron_field', 'opsd_cron_parse', 'opsd_cron_next_parsed',
+                         'opsd_cron_next', 'opsd_schedules_guard', 'opsd_enqueue_due_schedules', 'opsd_runs_canceled_by',
+                         'opsd_runs_audit', 'opsd_schedules_audit', 'opsd_audit', 'retry_run', 'opsd_prune',
+                         'opsd_schedule_save', 'opsd_schedule_set', 'opsd_schedule_delete', 'opsd_schedules')
+  LOOP
+    EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC, anon, authenticated', f);
+  END LOOP;
+END
+$$;
+
+GRANT EXECUTE ON FUNCTION
+  public.opsd_enqueue_due_schedules(int), public.opsd_audit(timestamptz, timestamptz, uuid, int),
+  public.opsd_prune(text, bigint, bigint, bigint, bigint, int, boolean),
+  public.opsd_schedule_save(jsonb, text), public.opsd_schedule_set(text, boolean, text),
+  public.opsd_schedule_delete(text, text), public.opsd_schedules(), public.opsd_cron_next(text, text, timestamptz),
+  public.retry_run(uuid, text)
+TO service_role;
+GRANT EXECUTE ON FUNCTION public.retry_run(uuid, text), public.opsd_cron_next(text, text, timestamptz)
+  TO anon, authenticated;
+-- Trigger helpers run in the writer's context (the browser writes schedules
+-- and runs through PostgREST).
+GRANT EXECUTE ON FUNCTION public.opsd_schedules_guard(), public.opsd_runs_canceled_by(), public.opsd_actor(),
+  public.opsd_cron_next_parsed(jsonb, text, timestamptz), public.opsd_cron_parse(text),
+  public.opsd_cron_field(text, text, text, int, int, int, text[])
+TO anon, authenticated, service_role;
+
+DO $$
+BEGIN
+  IF (SELECT puballtables FROM pg_publication WHERE pubname = 'supabase_realtime') THEN
+    RETURN;
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_publication_tables
+                  WHERE pubname = 'supabase_realtime' AND schemaname = 'public' AND tablename = 'run_schedules') THEN
+    ALTER PUBLICATION supabase_realtime ADD TABLE public.run_schedules;
+  END IF;
+END
+$$;

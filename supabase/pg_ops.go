@@ -1,0 +1,99 @@
+package supabase
+
+import (
+	"context"
+
+	"github.com/opscontrolroom/opsd/executor"
+)
+
+// callJSON runs one operations function that answers JSON.
+func (s *PGStore) callJSON(ctx context.Context, op, sql string, out any, args ...any) (bool, error) {
+	var raw []byte
+	if err := s.pool.QueryRow(ctx, sql, args...).Scan(&raw); err != nil {
+		return false, pgError(ctx, op, err)
+	}
+	return decodeOps(op, raw, out)
+}
+
+// EnqueueDueSchedules calls opsd_enqueue_due_schedules.
+func (s *PGStore) EnqueueDueSchedules(ctx context.Context, limit int) (executor.EnqueueResult, error) {
+	var r executor.EnqueueResult
+	_, err := s.callJSON(ctx, "opsd_enqueue_due_schedules", `SELECT public.opsd_enqueue_due_schedules($1)`, &r, limit)
+	return r, err
+}
+
+// Prune calls opsd_prune once.
+func (s *PGStore) Prune(ctx context.Context, req executor.PruneRequest) (executor.PruneResult, error) {
+	a := pruneArgs(req)
+	var r executor.PruneResult
+	_, err := s.callJSON(ctx, "opsd_prune",
+		`SELECT public.opsd_prune(p_worker => $1, p_run_events => $2, p_run_steps => $3, p_artifacts => $4, p_runs => $5, p_batch => $6, p_dry_run => $7)`,
+		&r, a["p_worker"], a["p_run_events"], a["p_run_steps"], a["p_artifacts"], a["p_runs"], a["p_batch"], a["p_dry_run"])
+	return r, err
+}
+
+// SaveSchedule calls opsd_schedule_save.
+func (s *PGStore) SaveSchedule(ctx context.Context, sc executor.Schedule, actor string) (*executor.Schedule, error) {
+	body, err := scheduleJSON(sc)
+	if err != nil {
+		return nil, err
+	}
+	var out executor.Schedule
+	if _, err := s.callJSON(ctx, "save schedule "+sc.Name, `SELECT public.opsd_schedule_save($1::jsonb, $2)`, &out, string(body), actor); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// ListSchedules calls opsd_schedules.
+func (s *PGStore) ListSchedules(ctx context.Context) ([]executor.Schedule, error) {
+	var out []executor.Schedule
+	_, err := s.callJSON(ctx, "list schedules", `SELECT public.opsd_schedules()`, &out)
+	return out, err
+}
+
+// SetScheduleEnabled calls opsd_schedule_set.
+func (s *PGStore) SetScheduleEnabled(ctx context.Context, name string, enabled bool, actor string) (*executor.Schedule, error) {
+	var out executor.Schedule
+	op := "set schedule " + name
+	ok, err := s.callJSON(ctx, op, `SELECT public.opsd_schedule_set($1, $2, $3)`, &out, name, enabled, actor)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, scheduleNotFound(op, name)
+	}
+	return &out, nil
+}
+
+// DeleteSchedule calls opsd_schedule_delete.
+func (s *PGStore) DeleteSchedule(ctx context.Context, name, actor string) error {
+	op := "delete schedule " + name
+	ok, err := s.queryBool(ctx, op, `SELECT public.opsd_schedule_delete($1, $2)`, name, actor)
+	if err == nil && !ok {
+		err = scheduleNotFound(op, name)
+	}
+	return err
+}
+
+// RetryRun calls retry_run.
+func (s *PGStore) RetryRun(ctx context.Context, id, actor string) (string, error) {
+	op := "retry_run " + id
+	var newID *string
+	if err := s.pool.QueryRow(ctx, `SELECT public.retry_run($1, $2)::text`, id, actor).Scan(&newID); err != nil {
+		return "", pgError(ctx, op, err)
+	}
+	if newID == nil {
+		return "", &executor.StoreError{Kind: executor.ErrNotFound, Op: op, Message: "no such run"}
+	}
+	return *newID, nil
+}
+
+// Audit calls opsd_audit.
+func (s *PGStore) Audit(ctx context.Context, q executor.AuditQuery) ([]executor.AuditEntry, error) {
+	a := auditArgs(q)
+	var out []executor.AuditEntry
+	_, err := s.callJSON(ctx, "opsd_audit", `SELECT public.opsd_audit($1, $2, $3, $4)`, &out,
+		a["p_since"], a["p_until"], a["p_run_id"], a["p_limit"])
+	return out, err
+}

@@ -1,0 +1,100 @@
+package supabase
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/opscontrolroom/opsd/executor"
+)
+
+// callJSON calls one operations function through PostgREST.
+func (s *RESTStore) callJSON(ctx context.Context, fn string, args map[string]any, policy restRetryPolicy, out any) (bool, error) {
+	var raw json.RawMessage
+	if _, err := s.rpc(ctx, fn, args, policy, &raw); err != nil {
+		return false, err
+	}
+	return decodeOps(fn, raw, out)
+}
+
+// EnqueueDueSchedules calls opsd_enqueue_due_schedules; the unique tick
+// index makes a resent call harmless.
+func (s *RESTStore) EnqueueDueSchedules(ctx context.Context, limit int) (executor.EnqueueResult, error) {
+	var r executor.EnqueueResult
+	_, err := s.callJSON(ctx, "opsd_enqueue_due_schedules", map[string]any{"p_limit": limit}, restRetrySafe, &r)
+	return r, err
+}
+
+// Prune calls opsd_prune once (a batch is idempotent: resending deletes
+// what is still due).
+func (s *RESTStore) Prune(ctx context.Context, req executor.PruneRequest) (executor.PruneResult, error) {
+	var r executor.PruneResult
+	_, err := s.callJSON(ctx, "opsd_prune", pruneArgs(req), restRetrySafe, &r)
+	return r, err
+}
+
+// SaveSchedule calls opsd_schedule_save.
+func (s *RESTStore) SaveSchedule(ctx context.Context, sc executor.Schedule, actor string) (*executor.Schedule, error) {
+	body, err := scheduleJSON(sc)
+	if err != nil {
+		return nil, err
+	}
+	var out executor.Schedule
+	if _, err := s.callJSON(ctx, "opsd_schedule_save", map[string]any{"p_schedule": json.RawMessage(body), "p_actor": actor},
+		restRetryUnsent, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// ListSchedules calls opsd_schedules.
+func (s *RESTStore) ListSchedules(ctx context.Context) ([]executor.Schedule, error) {
+	var out []executor.Schedule
+	_, err := s.callJSON(ctx, "opsd_schedules", nil, restRetrySafe, &out)
+	return out, err
+}
+
+// SetScheduleEnabled calls opsd_schedule_set.
+func (s *RESTStore) SetScheduleEnabled(ctx context.Context, name string, enabled bool, actor string) (*executor.Schedule, error) {
+	var out executor.Schedule
+	ok, err := s.callJSON(ctx, "opsd_schedule_set", map[string]any{"p_name": name, "p_enabled": enabled, "p_actor": actor},
+		restRetrySafe, &out)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, scheduleNotFound("opsd_schedule_set", name)
+	}
+	return &out, nil
+}
+
+// DeleteSchedule calls opsd_schedule_delete.
+func (s *RESTStore) DeleteSchedule(ctx context.Context, name, actor string) error {
+	var ok bool
+	if _, err := s.rpc(ctx, "opsd_schedule_delete", map[string]any{"p_name": name, "p_actor": actor}, restRetryUnsent, &ok); err != nil {
+		return err
+	}
+	if !ok {
+		return scheduleNotFound("opsd_schedule_delete", name)
+	}
+	return nil
+}
+
+// RetryRun calls retry_run. Not resent after a doubtful failure: a second
+// call would queue a second retry.
+func (s *RESTStore) RetryRun(ctx context.Context, id, actor string) (string, error) {
+	var newID *string
+	if _, err := s.rpc(ctx, "retry_run", map[string]any{"p_run_id": id, "p_actor": actor}, restRetryUnsent, &newID); err != nil {
+		return "", err
+	}
+	if newID == nil {
+		return "", restNotFound("retry_run "+id, "run "+id)
+	}
+	return *newID, nil
+}
+
+// Audit calls opsd_audit.
+func (s *RESTStore) Audit(ctx context.Context, q executor.AuditQuery) ([]executor.AuditEntry, error) {
+	var out []executor.AuditEntry
+	_, err := s.callJSON(ctx, "opsd_audit", auditArgs(q), restRetrySafe, &out)
+	return out, err
+}
