@@ -35,6 +35,7 @@ type Config struct {
 	Writer              WriterConfig
 	Redactor            Redactor
 	Notifier            Notifier
+	Maintenance         MaintenanceConfig // schedules, retention, queue gauges (maintenance.go)
 	// NeedsApproval says whether a run must wait for approval before its
 	// action phase; default DefaultApprovalPolicy.
 	NeedsApproval func(*Run) (bool, string)
@@ -157,6 +158,7 @@ func (d *Daemon) Start(ctx context.Context) {
 	d.goBG(func() { d.heartbeatLoop(bg) })
 	d.goBG(func() { d.leaseWatchLoop(bg) })
 	d.goBG(func() { d.reaperLoop(bg) })
+	d.startMaintenance(bg)
 	if d.cfg.IdleExit > 0 {
 		d.goBG(func() { d.idleLoop(bg) })
 	}

@@ -28,6 +28,16 @@ type Operations interface {
 	RetryRun(ctx context.Context, id, actor string) (string, error)
 	// Audit lists audit entries oldest first.
 	Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, error)
+	// QueueStats reads the queue gauges (oldest queued run, approvals).
+	QueueStats(ctx context.Context) (QueueStats, error)
+}
+
+// QueueStats is the queue as the alert rules watch it.
+type QueueStats struct {
+	Queued                int64   `json:"queued"`
+	OldestQueuedSeconds   float64 `json:"oldest_queued_seconds"`
+	AwaitingApproval      int64   `json:"awaiting_approval"`
+	OldestApprovalSeconds float64 `json:"oldest_approval_seconds"`
 }
 
 // Schedule is a row of public.run_schedules.

@@ -97,3 +97,10 @@ func (s *PGStore) Audit(ctx context.Context, q executor.AuditQuery) ([]executor.
 		a["p_since"], a["p_until"], a["p_run_id"], a["p_limit"])
 	return out, err
 }
+
+// QueueStats calls opsd_queue_stats.
+func (s *PGStore) QueueStats(ctx context.Context) (executor.QueueStats, error) {
+	var out executor.QueueStats
+	_, err := s.callJSON(ctx, "opsd_queue_stats", `SELECT public.opsd_queue_stats()`, &out)
+	return out, err
+}

@@ -98,3 +98,10 @@ func (s *RESTStore) Audit(ctx context.Context, q executor.AuditQuery) ([]executo
 	_, err := s.callJSON(ctx, "opsd_audit", auditArgs(q), restRetrySafe, &out)
 	return out, err
 }
+
+// QueueStats calls opsd_queue_stats.
+func (s *RESTStore) QueueStats(ctx context.Context) (executor.QueueStats, error) {
+	var out executor.QueueStats
+	_, err := s.callJSON(ctx, "opsd_queue_stats", nil, restRetrySafe, &out)
+	return out, err
+}

@@ -749,3 +749,20 @@ BEGIN
   END IF;
 END
 $$;
+
+-- ------------------------------------------------------------ queue gauges
+
+-- opsd_queue_stats feeds the daemon's queue gauges (and the alert rules):
+-- how long the oldest queued run has waited, and the runs waiting for an
+-- approval before their action phase.
+CREATE OR REPLACE FUNCTION public.opsd_queue_stats() RETURNS jsonb
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+  SELECT jsonb_build_object(
+    'queued', (SELECT count(*) FROM public.runs WHERE status = 'queued'),
+    'oldest_queued_seconds', coalesce((SELECT extract(epoch FROM now() - min(created_at)) FROM public.runs WHERE status = 'queued'), 0),
+    'awaiting_approval', (SELECT count(*) FROM public.runs WHERE status = 'running' AND phase = 'approval'),
+    'oldest_approval_seconds', coalesce((SELECT extract(epoch FROM now() - min(started_at))
+                                           FROM public.runs WHERE status = 'running' AND phase = 'approval'), 0))
+$$;
+REVOKE ALL ON FUNCTION public.opsd_queue_stats() FROM PUBLIC, anon, authenticated;
+GRANT EXECUTE ON FUNCTION public.opsd_queue_stats() TO service_role;
