@@ -57,6 +57,7 @@ Start here:
 		return &ExitError{Code: 2, Err: fmt.Errorf("%w (see %s --help)", err, c.CommandPath())}
 	})
 	root.AddCommand(newRunCmd(), newMigrateCmd(), newVersionCmd(), newDevCmd(), newSubmitCmd(), newTailCmd(), newCancelCmd(), newApproveCmd(), newStatusCmd(), newDoctorCmd(), newBenchCmd())
+	root.AddCommand(newScheduleCmd(), newRetryCmd(), newPruneCmd(), newAuditCmd())
 	return root
 }
 

@@ -200,7 +200,7 @@ func daemonConfig(e *env) executor.Config {
 		PollInterval: c.PollInterval, PollMaxInterval: c.PollMaxInterval, ShutdownGrace: c.ShutdownGrace,
 		PhaseTimeout: c.PhaseTimeout, ApprovalTimeout: c.ApprovalTimeout,
 		ChattyRowsPerSecond: c.ChattyRowsPerSecond, ArtifactMaxBytes: c.ArtifactMaxBytes, IdleExit: c.IdleExit,
-		Redactor: e.redactor, Notifier: newNotifier(e),
+		Redactor: e.redactor, Notifier: newNotifier(e), Maintenance: maintenanceConfig(e),
 		NeedsApproval: func(r *executor.Run) (bool, string) {
 			if need, why := executor.DefaultApprovalPolicy(&executor.Run{Plan: r.Plan}); need {
 				return need, why

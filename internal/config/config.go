@@ -80,6 +80,7 @@ type Config struct {
 	LogFormat              string        `mapstructure:"log_format"`
 	Integrations           Integrations  `mapstructure:"integrations"`
 	Notifications          Notifications `mapstructure:"notifications"`
+	Retention              Retention     `mapstructure:"retention"`
 }
 
 // Loader binds flags, environment and file.
@@ -109,6 +110,7 @@ func NewLoader(fs *pflag.FlagSet) *Loader {
 		v.SetDefault(o.Key, o.Default)
 	}
 	bindIntegrationEnv(v)
+	bindRetentionEnv(v)
 	return &Loader{v: v}
 }
 
@@ -187,12 +189,15 @@ func stringList(v *viper.Viper, key string) ([]string, error) {
 // checkKeys refuses top-level keys of the file that opsd does not know, so a
 // typo (approval_env for approval_envs) is an error, not a silent default.
 func checkKeys(v *viper.Viper, file string) error {
-	known := map[string]bool{"integrations": true, "notifications": true}
+	known := map[string]bool{"integrations": true, "notifications": true, "retention": true}
 	for _, o := range Options {
 		known[o.Key] = true
 	}
 	for _, k := range v.AllKeys() {
 		top, _, _ := strings.Cut(k, ".")
+		if err := checkRetentionKey(k, file); err != nil {
+			return err
+		}
 		if !known[top] {
 			return fmt.Errorf("--config %s: unknown option %q (see opsd run --help for the options)", file, top)
 		}
@@ -246,6 +251,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ArtifactMaxBytes < 1024 {
 		return fmt.Errorf("artifact_max_bytes = %d: must be at least 1024", c.ArtifactMaxBytes)
+	}
+	if _, err := c.Retention.Ages(); err != nil {
+		return err
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -1,0 +1,37 @@
+package cli
+
+import (
+	"context"
+	"errors"
+
+	"github.com/spf13/cobra"
+
+	"github.com/opscontrolroom/opsd/executor"
+	"github.com/opscontrolroom/opsd/internal/config"
+)
+
+// withOps is withStore for the commands that need executor.Operations
+// (schedules, retry, prune, audit).
+func withOps(cmd *cobra.Command, l *config.Loader, fn func(ctx context.Context, e *env, s executor.Store, ops executor.Operations) error) error {
+	return withStore(cmd, l, func(ctx context.Context, e *env, s executor.Store) error {
+		ops, ok := s.(executor.Operations)
+		if !ok {
+			return errors.New("this store does not support schedules, retry, prune or audit")
+		}
+		if err := checkSchema(ctx, s); err != nil {
+			return err
+		}
+		return fn(ctx, e, s, ops)
+	})
+}
+
+// maintenanceConfig is the daemon's schedules and retention configuration.
+// The configuration was validated at load, so Ages cannot fail here.
+func maintenanceConfig(e *env) executor.MaintenanceConfig {
+	ages, _ := e.cfg.Retention.Ages()
+	return executor.MaintenanceConfig{
+		Retention:     executor.Retention{RunEvents: ages.RunEvents, RunSteps: ages.RunSteps, Artifacts: ages.Artifacts, Runs: ages.Runs},
+		PruneInterval: ages.Interval,
+		PruneBatch:    ages.Batch,
+	}
+}

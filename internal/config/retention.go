@@ -1,0 +1,105 @@
+package config
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/viper"
+)
+
+// Retention is the `retention:` section: how long finished runs' rows are
+// kept. Ages take Go durations plus days ("30d", "365d", "12h"); empty or
+// "0" keeps everything, which is the default for every table. Queued and
+// running runs are never pruned.
+//
+//	retention:
+//	  run_events: 30d   # env OPSD_RETENTION_RUN_EVENTS
+//	  runs: 365d        # env OPSD_RETENTION_RUNS (a run takes its rows with it)
+type Retention struct {
+	RunEvents string `mapstructure:"run_events"` // env OPSD_RETENTION_RUN_EVENTS
+	RunSteps  string `mapstructure:"run_steps"`  // env OPSD_RETENTION_RUN_STEPS
+	Artifacts string `mapstructure:"artifacts"`  // env OPSD_RETENTION_ARTIFACTS
+	Runs      string `mapstructure:"runs"`       // env OPSD_RETENTION_RUNS
+	// Interval between prune passes of the daemon; default 10m (env OPSD_RETENTION_INTERVAL).
+	Interval string `mapstructure:"interval"`
+	// Batch is the most rows one statement deletes per table; default 500 (env OPSD_RETENTION_BATCH).
+	Batch int `mapstructure:"batch"`
+}
+
+// RetentionAges is Retention parsed; zero means keep.
+type RetentionAges struct {
+	RunEvents, RunSteps, Artifacts, Runs time.Duration
+	Interval                             time.Duration
+	Batch                                int
+}
+
+func bindRetentionEnv(v *viper.Viper) {
+	for _, k := range []string{"run_events", "run_steps", "artifacts", "runs", "interval", "batch"} {
+		_ = v.BindEnv("retention."+k, "OPSD_RETENTION_"+strings.ToUpper(k))
+	}
+}
+
+// Ages parses the section; errors name the key, the value and the form.
+func (r Retention) Ages() (RetentionAges, error) {
+	var out RetentionAges
+	for _, f := range []struct {
+		key string
+		raw string
+		dst *time.Duration
+	}{{"run_events", r.RunEvents, &out.RunEvents}, {"run_steps", r.RunSteps, &out.RunSteps},
+		{"artifacts", r.Artifacts, &out.Artifacts}, {"runs", r.Runs, &out.Runs}, {"interval", r.Interval, &out.Interval}} {
+		d, err := ParseAge(f.raw)
+		if err != nil {
+			return out, fmt.Errorf("retention.%s (env OPSD_RETENTION_%s) = %q: %w", f.key, strings.ToUpper(f.key), f.raw, err)
+		}
+		*f.dst = d
+	}
+	if r.Batch < 0 || r.Batch > 100000 {
+		return out, fmt.Errorf("retention.batch (env OPSD_RETENTION_BATCH) = %d: must be between 1 and 100000 (0 for the default 500)", r.Batch)
+	}
+	out.Batch = r.Batch
+	if out.Runs > 0 && out.Runs < time.Hour {
+		return out, fmt.Errorf("retention.runs (env OPSD_RETENTION_RUNS) = %q: must be at least 1h (or 0 to keep runs)", r.Runs)
+	}
+	return out, nil
+}
+
+// ParseAge reads a retention age: a Go duration ("720h", "90m") or a whole
+// number of days ("30d"). Empty and "0" mean keep (zero).
+func ParseAge(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if s == "" || s == "0" {
+		return 0, nil
+	}
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n < 0 || n > 100*365 {
+			return 0, fmt.Errorf("want a whole number of days such as 30d, or a duration such as 12h")
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("want a duration such as 30d or 12h: %w", err)
+	}
+	if d < 0 {
+		return 0, fmt.Errorf("must not be negative")
+	}
+	return d, nil
+}
+
+// checkRetentionKey refuses a `retention.` key opsd does not know, so a typo
+// (run_event for run_events) is an error, not a rule that silently keeps all.
+func checkRetentionKey(key, file string) error {
+	sub, ok := strings.CutPrefix(key, "retention.")
+	if !ok {
+		return nil
+	}
+	switch sub {
+	case "run_events", "run_steps", "artifacts", "runs", "interval", "batch":
+		return nil
+	}
+	return fmt.Errorf("--config %s: unknown option %q (retention takes run_events, run_steps, artifacts, runs, interval, batch)", file, key)
+}
