@@ -276,6 +276,9 @@ func TestRetention(t *testing.T) {
 		total += n
 	}
 	require.Equal(t, 12+1+1+1, total)
+	// The pass is over: another daemon may prune now.
+	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT opsd_prune('w2', p_runs => 86400 * 1000)`).Scan(&raw))
+	require.JSONEq(t, `{"run_events":0,"run_steps":0,"artifacts":0,"runs":0,"dry_run":false}`, string(raw))
 
 	count := func(sql string, args ...any) int {
 		var n int

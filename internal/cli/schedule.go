@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -93,8 +94,13 @@ queue (queue another run anyway).`,
 			sc := executor.Schedule{Name: args[0], Cron: cron, Timezone: tz, Env: nr.Env, Kind: nr.Kind, TemplateID: nr.TemplateID,
 				Input: nr.Input, Lane: nr.Lane, SessionID: nr.SessionID, Enabled: &enabled, Overlap: overlap}
 			saved, err := ops.SaveSchedule(ctx, sc, actorOr(as))
-			if err != nil {
+			switch {
+			case errors.Is(err, executor.ErrConflict):
+				return usageErr(fmt.Errorf("schedule add %s: a schedule with this name exists (opsd schedule rm %s first)", args[0], args[0]))
+			case errors.Is(err, executor.ErrInvalidInput):
 				return usageErr(fmt.Errorf("schedule add %s: %w", args[0], err))
+			case err != nil:
+				return fmt.Errorf("schedule add %s: %w", args[0], err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "added schedule %s (%s), next run %s\n", saved.Name, saved.Cron, nextRun(saved))
 			return nil

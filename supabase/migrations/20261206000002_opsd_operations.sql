@@ -537,7 +537,8 @@ $$;
 -- are touched. A run past its age takes its rows with it (in batches here,
 -- and by ON DELETE CASCADE for anything left). With p_dry_run it counts all
 -- that a full pass would delete and deletes nothing. A pass holds the
--- 'prune' lease for a minute so two daemons do not both work at once; a
+-- 'prune' lease for a minute (renewed by each batch, given back by the
+-- batch that finds nothing left) so two daemons do not both work at once; a
 -- caller that does not hold it gets {"busy": holder}.
 CREATE OR REPLACE FUNCTION public.opsd_prune(p_worker text, p_run_events bigint DEFAULT NULL, p_run_steps bigint DEFAULT NULL,
                                              p_artifacts bigint DEFAULT NULL, p_runs bigint DEFAULT NULL,
@@ -616,6 +617,10 @@ BEGIN
        FOR UPDATE SKIP LOCKED)
     RETURNING 1)
   SELECT count(*) INTO v_runs FROM d;
+  -- Nothing left: the pass is over, the lease is given back.
+  IF v_ev + v_st + v_ar + v_runs = 0 THEN
+    DELETE FROM public.opsd_leases WHERE name = 'prune' AND holder = p_worker;
+  END IF;
   RETURN jsonb_build_object('run_events', v_ev, 'run_steps', v_st, 'artifacts', v_ar, 'runs', v_runs, 'dry_run', false);
 END
 $$;
