@@ -152,5 +152,5 @@ func TestRealtimePublication(t *testing.T) {
 	require.NoError(t, err)
 	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	require.NoError(t, err)
-	require.Equal(t, []string{"artifacts", "run_events", "run_steps", "runs", "sessions"}, tables)
+	require.Equal(t, []string{"artifacts", "run_events", "run_schedules", "run_steps", "runs", "sessions"}, tables)
 }
