@@ -148,7 +148,9 @@ func (d *Daemon) schedulerLoop(ctx context.Context, ops Operations, c Maintenanc
 }
 
 func (d *Daemon) pruneLoop(ctx context.Context, ops Operations, c MaintenanceConfig, m *opsMetrics) {
-	d.every(ctx, c.PruneInterval, "prune", func(pctx context.Context) error {
+	// A pass may outlast every's per-pass timeout: PrunePass bounds each
+	// batch instead, and the daemon's context stops the pass.
+	d.every(ctx, c.PruneInterval, "prune", func(context.Context) error {
 		total, err := PrunePass(ctx, ops, PruneRequest{Worker: d.cfg.WorkerID, Retention: c.Retention, Batch: c.PruneBatch},
 			c.PrunePause, func(r PruneResult) {
 				for table, n := range map[string]int64{"run_events": r.RunEvents, "run_steps": r.RunSteps, "artifacts": r.Artifacts, "runs": r.Runs} {
@@ -177,6 +179,9 @@ func (d *Daemon) statsLoop(ctx context.Context, ops Operations, c MaintenanceCon
 	})
 }
 
+// pruneBatchTimeout bounds one retention batch.
+const pruneBatchTimeout = 2 * time.Minute
+
 // PrunePass runs retention batches until one deletes nothing, another
 // daemon holds the prune lease, or ctx ends, pausing between batches. A dry
 // run is a single counting call. onBatch sees each batch's result.
@@ -185,7 +190,9 @@ func PrunePass(ctx context.Context, ops Operations, req PruneRequest, pause time
 	var total PruneResult
 	total.DryRun = req.DryRun
 	for {
-		r, err := ops.Prune(ctx, req)
+		bctx, cancel := context.WithTimeout(ctx, pruneBatchTimeout)
+		r, err := ops.Prune(bctx, req)
+		cancel()
 		if err != nil {
 			return total, err
 		}
