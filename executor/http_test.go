@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/opscontrolroom/opsd/executor"
+	"github.com/opscontrolroom/opsd/supabase"
 )
 
 func newHTTPTestServer(t *testing.T, h http.Handler) *httptest.Server {
@@ -38,7 +39,7 @@ func TestHTTPEndpoints(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	d := e.startDaemon(fastConfig(""), nil)
-	srv := newHTTPTestServer(t, d.Handler(executor.HTTPConfig{WebhookSecret: "s3cret-wake", SchemaVersion: "20261126000004"}))
+	srv := newHTTPTestServer(t, d.Handler(executor.HTTPConfig{WebhookSecret: "s3cret-wake", SchemaVersion: supabase.SchemaVersion()}))
 	get := func(path string) (int, string) {
 		resp, err := srv.Client().Get(srv.URL + path)
 		require.NoError(t, err)

@@ -51,10 +51,12 @@ type execution struct {
 	emitter *Emitter
 	started time.Time
 
-	mu       sync.Mutex
-	phase    string
-	approved chan struct{}
-	apOnce   sync.Once
+	mu         sync.Mutex
+	phase      string
+	approvedBy string // who approved the run, once approved is closed
+	cancelMsg  string // why the run was canceled, when the canceler said (a rejection)
+	approved   chan struct{}
+	apOnce     sync.Once
 }
 
 // outcome is how an attempt ends.
@@ -78,7 +80,20 @@ func (x *execution) currentPhase() string {
 	return x.phase
 }
 
-func (x *execution) approve() { x.apOnce.Do(func() { close(x.approved) }) }
+func (x *execution) approve(by string) {
+	x.apOnce.Do(func() {
+		x.mu.Lock()
+		x.approvedBy = by
+		x.mu.Unlock()
+		close(x.approved)
+	})
+}
+
+func (x *execution) setCancelMessage(msg string) {
+	x.mu.Lock()
+	x.cancelMsg = msg
+	x.mu.Unlock()
+}
 
 // execute runs every phase, then finishes (or releases) the run.
 func (x *execution) execute() {
@@ -183,7 +198,11 @@ func (x *execution) beforeAction(rb Runbook) (outcome, bool) {
 	defer timer.Stop()
 	select {
 	case <-x.approved:
-		_ = x.rc.Info("System", "approved; continuing to the action phase", nil)
+		x.mu.Lock()
+		by := x.approvedBy
+		x.mu.Unlock()
+		_ = x.rc.Info("System", fmt.Sprintf("approved by %s; continuing to the action phase", by),
+			map[string]any{"action": "approved", "approved_by": by})
 		return outcome{}, false
 	case <-x.ctx.Done():
 		return x.classify(PhaseApproval, context.Cause(x.ctx)), true
@@ -252,15 +271,8 @@ func (x *execution) finish(out outcome, log *zap.Logger) {
 	phase := x.currentPhase()
 	elapsed := roundDuration(time.Since(x.started))
 	x.emitter.setContext(ctx) // back-pressure waits of the final events use the final-write budget
-	switch {
-	case out.release:
+	if out.release {
 		_ = x.rc.Warn("System", "released back to the queue: "+out.message, nil)
-	case out.status == StatusSuccess:
-		_ = x.rc.Success("System", fmt.Sprintf("run succeeded in %s", elapsed), nil)
-	case out.status == StatusCanceled:
-		_ = x.rc.Warn("System", fmt.Sprintf("run canceled in phase %s after %s", phase, elapsed), nil)
-	default:
-		_ = x.rc.Error("System", out.message, map[string]any{"phase": phase})
 	}
 	if err := x.emitter.Close(); err != nil {
 		log.Warn("flush chatty output", zap.Error(err))
@@ -277,7 +289,27 @@ func (x *execution) finish(out outcome, log *zap.Logger) {
 		d.metrics.RunsFinished.WithLabelValues("released", x.run.Kind).Inc()
 		return
 	}
+	// The final event goes with the fenced finish, in one transaction.
+	var final Event
+	var err error
+	switch out.status {
+	case StatusSuccess:
+		final, err = x.emitter.Final(LevelSuccess, "System", fmt.Sprintf("run succeeded in %s", elapsed), nil)
+	case StatusCanceled:
+		msg := fmt.Sprintf("run canceled in phase %s after %s", phase, elapsed)
+		x.mu.Lock()
+		if x.cancelMsg != "" {
+			msg += ": " + x.cancelMsg
+		}
+		x.mu.Unlock()
+		final, err = x.emitter.Final(LevelWarn, "System", msg, nil)
+	default:
+		final, err = x.emitter.Final(LevelError, "System", out.message, map[string]any{"phase": phase})
+	}
 	f := Finish{Lease: x.lease, Status: out.status, ErrorMessage: x.rc.redact.String(out.message), Output: x.rc.outputJSON()}
+	if err == nil {
+		f.Events = []Event{final}
+	}
 	ok, err := d.retryStore(ctx, func(ctx context.Context) (bool, error) { return d.store.FinishRun(ctx, f) })
 	switch {
 	case err != nil:

@@ -53,6 +53,7 @@ type RunContext struct {
 
 	emitter     *Emitter
 	store       Store
+	worker      string // the daemon's worker id: with Run.Attempt, the lease
 	redact      Redactor
 	maxArtifact int
 	stepIdx     int
@@ -108,11 +109,17 @@ func (rc *RunContext) Artifact(ctx context.Context, kind, title, value string) e
 			return err
 		}
 	}
-	err := rc.store.PutArtifact(ctx, Artifact{RunID: rc.Run.ID, Kind: kind, Title: rc.redact.String(title), Value: value})
+	err := rc.store.PutArtifact(ctx, rc.Lease(), Artifact{RunID: rc.Run.ID, Kind: kind, Title: rc.redact.String(title), Value: value})
 	if err != nil {
 		return fmt.Errorf("store artifact %q: %w", title, err)
 	}
 	return nil
+}
+
+// Lease is the run attempt's lease, which fences every write for the run
+// (for example a runbook's spec_docs row).
+func (rc *RunContext) Lease() Lease {
+	return Lease{RunID: rc.Run.ID, Worker: rc.worker, Attempt: rc.Run.Attempt}
 }
 
 // SetOutput records a value in runs.output (written when the run finishes).
@@ -160,7 +167,7 @@ func (rc *RunContext) Step(ctx context.Context, spec StepSpec, fn func(ctx conte
 }
 
 func (rc *RunContext) trackStep(ctx context.Context, st Step, fn func(ctx context.Context) error) error {
-	st.gen = rc.emitter.gen
+	st.gen, st.Attempt = rc.emitter.gen, rc.emitter.attempt
 	now := time.Now()
 	st.Status, st.StartedAt = "running", &now
 	if err := rc.emitter.writer.enqueue(ctx, item{step: ptr(st)}); err != nil {

@@ -126,7 +126,7 @@ func (s *specRunbook) Action(ctx context.Context, rc *executor.RunContext) error
 	err := rc.Step(ctx, executor.StepSpec{ID: "spec_docs", Title: "Save the spec in spec_docs", Args: args}, func(ctx context.Context) error {
 		for _, f := range s.files {
 			slug := s.target + "/" + f.Name
-			if err := s.c.deps.Store.UpsertSpecDoc(ctx, slug, f.Name+".md", s.c.redact(f.Content)); err != nil {
+			if err := s.c.deps.Store.UpsertSpecDoc(ctx, rc.Lease(), slug, f.Name+".md", s.c.redact(f.Content)); err != nil {
 				return fmt.Errorf("save spec doc %s: %w", slug, err)
 			}
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/opscontrolroom/opsd/adapters/vercel/verceltest"
 	"github.com/opscontrolroom/opsd/internal/pgtest"
 	"github.com/opscontrolroom/opsd/internal/postgresttest"
+	"github.com/opscontrolroom/opsd/supabase"
 )
 
 // doctorResults runs `opsd doctor --json` with args and returns the exit
@@ -70,7 +71,7 @@ func TestDoctorFailsOnAnUnmigratedDatabase(t *testing.T) {
 	assert.Equal(t, 1, code)
 	assertStatuses(t, res, map[string]string{"connectivity": checkPass, "schema": checkFail,
 		"service role": checkSkip, "realtime": checkSkip, "rls": checkSkip, "clock": checkPass})
-	assert.Contains(t, res["schema"].Detail, "4 migration(s) pending")
+	assert.Contains(t, res["schema"].Detail, fmt.Sprintf("%d migration(s) pending", len(supabase.Migrations())))
 	assert.Contains(t, res["schema"].Hint, "opsd migrate")
 }
 
@@ -82,7 +83,7 @@ func TestDoctorFindsHoles(t *testing.T) {
 	for _, sql := range []string{
 		`GRANT INSERT ON public.run_events TO anon`, // usage of the id sequence is not needed for the probe with an id
 		`CREATE POLICY doctor_hole ON public.run_events FOR INSERT TO anon WITH CHECK (true)`,
-		`GRANT EXECUTE ON FUNCTION public.heartbeat_runs(text, uuid[], int[]) TO anon`,
+		`GRANT EXECUTE ON FUNCTION public.heartbeat_runs(text, uuid[], int[], int) TO anon`,
 		`ALTER PUBLICATION supabase_realtime DROP TABLE public.run_events`,
 		`INSERT INTO supabase_migrations.schema_migrations (version, name) VALUES ('29991231000000', 'opsd_future')`,
 	} {
