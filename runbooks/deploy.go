@@ -26,6 +26,7 @@ type deployRunbook struct {
 	// validate
 	project, repo, ref, target string
 	runMigrations              bool
+	targets                    []executor.Target
 
 	// preflight
 	vc       *vercel.Client
@@ -44,7 +45,12 @@ type deployRunbook struct {
 var (
 	_ executor.DryRunner      = (*deployRunbook)(nil)
 	_ executor.PhaseTimeouter = (*deployRunbook)(nil)
+	_ executor.Targeter       = (*deployRunbook)(nil)
 )
+
+// Targets: the Vercel project and target are written; the repository is
+// read, and written when the migrations workflow is dispatched on it.
+func (d *deployRunbook) Targets() []executor.Target { return d.targets }
 
 // PhaseTimeout: the action waits for the migrations workflow, verify for the build.
 func (d *deployRunbook) PhaseTimeout(phase string) time.Duration {
@@ -79,6 +85,14 @@ func (d *deployRunbook) Validate(ctx context.Context, rc *executor.RunContext) e
 	d.target = t
 	d.runMigrations = p.boolean("runMigrations", false)
 	if err := p.err(); err != nil {
+		return err
+	}
+	var err error
+	if d.targets, err = d.c.resolveTargets(d.run, []executor.Target{
+		newTarget(targetVercelProject, d.project, p.inputOrigin("project"), true),
+		vercelDeployTarget(d.target, p.inputOrigin("target")),
+		newTarget(targetRepo, d.repo, p.inputOrigin("repo"), d.runMigrations),
+	}); err != nil {
 		return err
 	}
 	p.report(rc)

@@ -80,6 +80,7 @@ type Config struct {
 	LogFormat              string        `mapstructure:"log_format"`
 	Integrations           Integrations  `mapstructure:"integrations"`
 	Notifications          Notifications `mapstructure:"notifications"`
+	Policy                 Policy        `mapstructure:"policy"`
 }
 
 // Loader binds flags, environment and file.
@@ -109,6 +110,7 @@ func NewLoader(fs *pflag.FlagSet) *Loader {
 		v.SetDefault(o.Key, o.Default)
 	}
 	bindIntegrationEnv(v)
+	bindPolicyEnv(v)
 	return &Loader{v: v}
 }
 
@@ -122,6 +124,9 @@ func (l *Loader) Load(fs *pflag.FlagSet) (*Config, error) {
 			return nil, fmt.Errorf("--config %s: %w", f, err)
 		}
 		if err := checkKeys(l.v, f); err != nil {
+			return nil, err
+		}
+		if err := checkPolicyKeys(l.v, f); err != nil {
 			return nil, err
 		}
 	}
@@ -187,7 +192,7 @@ func stringList(v *viper.Viper, key string) ([]string, error) {
 // checkKeys refuses top-level keys of the file that opsd does not know, so a
 // typo (approval_env for approval_envs) is an error, not a silent default.
 func checkKeys(v *viper.Viper, file string) error {
-	known := map[string]bool{"integrations": true, "notifications": true}
+	known := map[string]bool{"integrations": true, "notifications": true, "policy": true}
 	for _, o := range Options {
 		known[o.Key] = true
 	}
@@ -256,6 +261,9 @@ func (c *Config) Validate() error {
 	case "json", "console":
 	default:
 		return fmt.Errorf("log_format = %q: must be json or console", c.LogFormat)
+	}
+	if err := c.Policy.Validate(); err != nil {
+		return err
 	}
 	if c.SupabaseURL != "" {
 		u, err := url.Parse(c.SupabaseURL)
