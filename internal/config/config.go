@@ -137,6 +137,9 @@ func (l *Loader) Load(fs *pflag.FlagSet) (*Config, error) {
 			}
 		}
 	}
+	if err := checkCrossEnv(l.v); err != nil {
+		return nil, err
+	}
 	var c Config
 	err := l.v.Unmarshal(&c)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/viper"
@@ -45,6 +46,19 @@ var (
 
 func bindPolicyEnv(v *viper.Viper) {
 	_ = v.BindEnv("policy.allow_cross_env", "OPSD_POLICY_ALLOW_CROSS_ENV")
+}
+
+// checkCrossEnv names a policy.allow_cross_env that is not a boolean.
+func checkCrossEnv(v *viper.Viper) error {
+	switch x := v.Get("policy.allow_cross_env").(type) {
+	case nil, bool:
+		return nil
+	case string:
+		if _, err := strconv.ParseBool(strings.TrimSpace(x)); err == nil || strings.TrimSpace(x) == "" {
+			return nil
+		}
+	}
+	return fmt.Errorf("policy.allow_cross_env (env OPSD_POLICY_ALLOW_CROSS_ENV) = %q: must be true or false", fmt.Sprint(v.Get("policy.allow_cross_env")))
 }
 
 // checkPolicyKeys refuses keys under policy: that opsd does not know, so a
