@@ -44,7 +44,7 @@ var Options = []Option{
 	{Key: "shutdown_grace", Env: "OPSD_SHUTDOWN_GRACE", Default: 30 * time.Second, Help: "time in-flight runs get on SIGTERM before they are interrupted"},
 	{Key: "phase_timeout", Env: "OPSD_PHASE_TIMEOUT", Default: 15 * time.Minute, Help: "default time limit of a phase (runbooks may set their own)"},
 	{Key: "approval_timeout", Env: "OPSD_APPROVAL_TIMEOUT", Default: time.Hour, Help: "how long a run waits for approval before it errors"},
-	{Key: "approval_envs", Env: "OPSD_APPROVAL_ENVS", Default: "prod", Help: "environments whose deploys need approval, comma-separated (\"none\" for none)"},
+	{Key: "approval_envs", Env: "OPSD_APPROVAL_ENVS", Default: "prod", Help: "production environments: their deploys and writes to their targets need approval, comma-separated (\"none\" for none)"},
 	{Key: "chatty_rows_per_second", Env: "OPSD_CHATTY_ROWS_PER_SECOND", Default: 10.0, Help: "coalesced log rows per second per run"},
 	{Key: "artifact_max_bytes", Env: "OPSD_ARTIFACT_MAX_BYTES", Default: 1 << 20, Help: "artifact size cap; larger values are truncated with a marker"},
 	{Key: "http_addr", Env: "OPSD_HTTP_ADDR", Default: "127.0.0.1:8080", Help: "address of /healthz, /readyz, /metrics and /v1/wake (empty disables)"},
