@@ -197,6 +197,14 @@ func (x *execution) checkTargets(rb Runbook) error {
 // beforeAction holds a run that needs approval until it is approved,
 // canceled, or the approval times out.
 func (x *execution) beforeAction(rb Runbook) (outcome, bool) {
+	// A runbook may learn a target in preflight (a repository from a Vercel
+	// project's Git link): ask again, so the policy sees every target.
+	if t, ok := rb.(Targeter); ok {
+		x.targets = t.Targets()
+		if err := x.d.cfg.Policy.CheckTargets(x.run, x.targets); err != nil {
+			return x.classify(PhasePreflight, err), true
+		}
+	}
 	need, reason := x.d.cfg.Policy.NeedsApproval(x.run, x.targets)
 	if !need || x.run.ApprovedAt != nil {
 		return outcome{}, false

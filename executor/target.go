@@ -37,7 +37,8 @@ func (t Target) String() string {
 
 // Targeter is implemented by runbooks that say what their action touches.
 // The executor calls Targets right after Validate succeeds, so it may
-// depend on what Validate resolved; it must not touch any integration.
+// depend on what Validate resolved (and must not touch any integration),
+// and again before the action phase, for targets learnt in preflight.
 type Targeter interface {
 	Targets() []Target
 }

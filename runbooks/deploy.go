@@ -124,6 +124,12 @@ func (d *deployRunbook) Preflight(ctx context.Context, rc *executor.RunContext) 
 	_ = rc.Info(srcVercel, fmt.Sprintf("project %s (%s) reachable", d.proj.Name, d.proj.ID), map[string]any{"framework": d.proj.Framework, "linked": link != nil})
 	if d.repo == "" && link != nil && link.Org != "" {
 		d.repo = link.Org + "/" + link.Repo
+		linked, err := d.c.resolveTargets(d.run, []executor.Target{
+			newTarget(targetRepo, d.repo, "the Git link of Vercel project "+d.proj.Name, d.runMigrations)})
+		if err != nil {
+			return err
+		}
+		d.targets = append(d.targets, linked...)
 	}
 	if d.repo == "" {
 		return fmt.Errorf("no repository to deploy from: give input repo, set integrations.github.repo, or connect project %s to a Git repository", d.proj.Name)

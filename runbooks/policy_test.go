@@ -38,6 +38,12 @@ func heldThenCanceled(reason string, untouched func(w *world, id string)) func(w
 	}
 }
 
+// nothingActed: no workflow was dispatched and no deployment created.
+func nothingActed(w *world, id string) {
+	require.Empty(w.t, w.gh.Dispatches(testRepo), "no workflow may be dispatched")
+	noDeployment(w, id)
+}
+
 func allowCrossEnv(w *world) {
 	w.cfg.Policy = &executor.Policy{ApprovalEnvs: []string{"prod"}, AllowCrossEnv: true}
 }
@@ -124,6 +130,25 @@ func TestPolicyTargets(t *testing.T) {
 			setup: func(w *world) { w.deps.Policy.Production.GitHubRepos = []string{testRepo} },
 			run:   runSpec{kind: "spec", env: "dev", intent: "Add a billing page", input: `{"target":"billing"}`},
 			msg:   "the run's env is dev but it would write to another env's target: GitHub repository acme/web belongs to env prod", check: untouchedIntegrations,
+		},
+		{
+			name: "linked_repo_unlisted_refused_in_preflight", status: "error",
+			setup: func(w *world) { w.deps.Integrations.GitHub.Repo = "" },
+			run:   runSpec{kind: "deploy", env: "dev", input: `{"branch":"main","runMigrations":true,"target":"preview"}`},
+			msg:   `the Git link of Vercel project web = "acme/web" is not allowed for env dev: add it to policy.envs.dev.github_repos`,
+			check: nothingActed,
+		},
+		{
+			name: "linked_prod_repo_written_by_a_dev_run_refused_before_action", status: "error",
+			setup: func(w *world) {
+				w.deps.Integrations.GitHub.Repo = ""
+				w.deps.Policy.Envs = map[string]Allowlist{"dev": {GitHubRepos: []string{testRepo}}}
+				w.deps.Policy.Production.GitHubRepos = []string{testRepo}
+			},
+			run: runSpec{kind: "deploy", env: "dev", input: `{"branch":"main","runMigrations":true,"target":"preview"}`},
+			msg: "preflight failed: invalid run: the run's env is dev but it would write to another env's target: " +
+				"GitHub repository acme/web (the Git link of Vercel project web) belongs to env prod",
+			check: nothingActed,
 		},
 		{
 			// Reading is governed by the allowlist alone: a dev healthcheck
