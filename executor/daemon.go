@@ -35,9 +35,9 @@ type Config struct {
 	Writer              WriterConfig
 	Redactor            Redactor
 	Notifier            Notifier
-	// NeedsApproval says whether a run must wait for approval before its
-	// action phase; default DefaultApprovalPolicy.
-	NeedsApproval func(*Run) (bool, string)
+	// Policy decides from a run's targets whether it may run and whether it
+	// waits for approval before its action phase; default DefaultPolicy.
+	Policy *Policy
 }
 
 func (c *Config) defaults() {
@@ -58,8 +58,8 @@ func (c *Config) defaults() {
 	if c.Redactor == nil {
 		c.Redactor = nopRedactor{}
 	}
-	if c.NeedsApproval == nil {
-		c.NeedsApproval = DefaultApprovalPolicy
+	if c.Policy == nil {
+		c.Policy = DefaultPolicy()
 	}
 }
 

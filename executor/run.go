@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -50,6 +51,8 @@ type execution struct {
 	rc      *RunContext
 	emitter *Emitter
 	started time.Time
+
+	targets []Target // what the runbook resolved to, known after validate
 
 	mu         sync.Mutex
 	phase      string
@@ -138,6 +141,9 @@ func (x *execution) phases() outcome {
 			if err == nil && ctx.Err() != nil {
 				err = context.Cause(ctx) // a runbook that swallowed its cancellation
 			}
+			if err == nil && ph.name == PhaseValidate {
+				err = x.checkTargets(rb)
+			}
 			return err
 		})
 		if err == nil && pctx.Err() != nil {
@@ -181,10 +187,40 @@ func (x *execution) enterPhase(phase string) (outcome, bool) {
 	return outcome{}, false
 }
 
+// checkTargets asks a Targeter runbook what its action touches, reports
+// it, and refuses the run when the policy does: still in validate, before
+// any integration is touched.
+func (x *execution) checkTargets(rb Runbook) error {
+	t, ok := rb.(Targeter)
+	if !ok {
+		return nil
+	}
+	x.targets = t.Targets()
+	if len(x.targets) > 0 {
+		names := make([]string, len(x.targets))
+		for i, tg := range x.targets {
+			names[i] = tg.String()
+			if tg.Write {
+				names[i] += " [write]"
+			}
+		}
+		_ = x.rc.Info("System", "targets: "+strings.Join(names, ", "), map[string]any{"targets": x.targets})
+	}
+	return x.d.cfg.Policy.CheckTargets(x.run, x.targets)
+}
+
 // beforeAction holds a run that needs approval until it is approved,
 // canceled, or the approval times out.
 func (x *execution) beforeAction(rb Runbook) (outcome, bool) {
-	need, reason := x.d.cfg.NeedsApproval(x.run)
+	// A runbook may learn a target in preflight (a repository from a Vercel
+	// project's Git link): ask again, so the policy sees every target.
+	if t, ok := rb.(Targeter); ok {
+		x.targets = t.Targets()
+		if err := x.d.cfg.Policy.CheckTargets(x.run, x.targets); err != nil {
+			return x.classify(PhasePreflight, err), true
+		}
+	}
+	need, reason := x.d.cfg.Policy.NeedsApproval(x.run, x.targets)
 	if !need || x.run.ApprovedAt != nil {
 		return outcome{}, false
 	}

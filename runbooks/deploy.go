@@ -26,6 +26,7 @@ type deployRunbook struct {
 	// validate
 	project, repo, ref, target string
 	runMigrations              bool
+	targets                    []executor.Target
 
 	// preflight
 	vc       *vercel.Client
@@ -44,7 +45,12 @@ type deployRunbook struct {
 var (
 	_ executor.DryRunner      = (*deployRunbook)(nil)
 	_ executor.PhaseTimeouter = (*deployRunbook)(nil)
+	_ executor.Targeter       = (*deployRunbook)(nil)
 )
+
+// Targets: the Vercel project and target are written; the repository is
+// read, and written when the migrations workflow is dispatched on it.
+func (d *deployRunbook) Targets() []executor.Target { return d.targets }
 
 // PhaseTimeout: the action waits for the migrations workflow, verify for the build.
 func (d *deployRunbook) PhaseTimeout(phase string) time.Duration {
@@ -81,6 +87,14 @@ func (d *deployRunbook) Validate(ctx context.Context, rc *executor.RunContext) e
 	if err := p.err(); err != nil {
 		return err
 	}
+	var err error
+	if d.targets, err = d.c.resolveTargets(d.run, []executor.Target{
+		newTarget(targetVercelProject, d.project, p.inputOrigin("project"), true),
+		vercelDeployTarget(d.target, p.inputOrigin("target")),
+		newTarget(targetRepo, d.repo, p.inputOrigin("repo"), d.runMigrations),
+	}); err != nil {
+		return err
+	}
 	p.report(rc)
 	return rc.Info(srcSystem, fmt.Sprintf("deploy Vercel project %s to %s from %s@%s%s", d.project, targetName(d.target),
 		orDefault(d.repo, "(the project's repository)"), orDefault(d.ref, "(the production branch)"), when(d.runMigrations, ", migrations first")),
@@ -110,6 +124,12 @@ func (d *deployRunbook) Preflight(ctx context.Context, rc *executor.RunContext) 
 	_ = rc.Info(srcVercel, fmt.Sprintf("project %s (%s) reachable", d.proj.Name, d.proj.ID), map[string]any{"framework": d.proj.Framework, "linked": link != nil})
 	if d.repo == "" && link != nil && link.Org != "" {
 		d.repo = link.Org + "/" + link.Repo
+		linked, err := d.c.resolveTargets(d.run, []executor.Target{
+			newTarget(targetRepo, d.repo, "the Git link of Vercel project "+d.proj.Name, d.runMigrations)})
+		if err != nil {
+			return err
+		}
+		d.targets = append(d.targets, linked...)
 	}
 	if d.repo == "" {
 		return fmt.Errorf("no repository to deploy from: give input repo, set integrations.github.repo, or connect project %s to a Git repository", d.proj.Name)

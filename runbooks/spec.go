@@ -20,6 +20,7 @@ type specRunbook struct {
 
 	target, repo, base string
 	files              []specFile
+	targets            []executor.Target
 
 	gh     *github.Client
 	branch string
@@ -30,7 +31,11 @@ type specRunbook struct {
 var (
 	_ executor.DryRunner      = (*specRunbook)(nil)
 	_ executor.PhaseTimeouter = (*specRunbook)(nil)
+	_ executor.Targeter       = (*specRunbook)(nil)
 )
+
+// Targets: the repository the pull request is opened in.
+func (s *specRunbook) Targets() []executor.Target { return s.targets }
 
 // PhaseTimeout: every phase is a handful of API calls.
 func (s *specRunbook) PhaseTimeout(phase string) time.Duration {
@@ -64,9 +69,12 @@ func (s *specRunbook) Validate(ctx context.Context, rc *executor.RunContext) err
 	if err := p.err(); err != nil {
 		return err
 	}
+	var err error
+	if s.targets, err = s.c.resolveTargets(s.run, []executor.Target{newTarget(targetRepo, s.repo, p.inputOrigin("repo"), true)}); err != nil {
+		return err
+	}
 	p.report(rc)
 	d := newSpecData(s.target, s.repo, s.run.Env, s.run.ID, s.c.deps.Now().UTC().Format("2006-01-02"), intent, notes)
-	var err error
 	if s.files, err = renderSpec(d, "specs/"+s.target); err != nil {
 		return err
 	}

@@ -44,7 +44,7 @@ var Options = []Option{
 	{Key: "shutdown_grace", Env: "OPSD_SHUTDOWN_GRACE", Default: 30 * time.Second, Help: "time in-flight runs get on SIGTERM before they are interrupted"},
 	{Key: "phase_timeout", Env: "OPSD_PHASE_TIMEOUT", Default: 15 * time.Minute, Help: "default time limit of a phase (runbooks may set their own)"},
 	{Key: "approval_timeout", Env: "OPSD_APPROVAL_TIMEOUT", Default: time.Hour, Help: "how long a run waits for approval before it errors"},
-	{Key: "approval_envs", Env: "OPSD_APPROVAL_ENVS", Default: "prod", Help: "environments whose deploys need approval, comma-separated (\"none\" for none)"},
+	{Key: "approval_envs", Env: "OPSD_APPROVAL_ENVS", Default: "prod", Help: "production environments: their deploys and writes to their targets need approval, comma-separated (\"none\" for none)"},
 	{Key: "chatty_rows_per_second", Env: "OPSD_CHATTY_ROWS_PER_SECOND", Default: 10.0, Help: "coalesced log rows per second per run"},
 	{Key: "artifact_max_bytes", Env: "OPSD_ARTIFACT_MAX_BYTES", Default: 1 << 20, Help: "artifact size cap; larger values are truncated with a marker"},
 	{Key: "http_addr", Env: "OPSD_HTTP_ADDR", Default: "127.0.0.1:8080", Help: "address of /healthz, /readyz, /metrics and /v1/wake (empty disables)"},
@@ -80,6 +80,7 @@ type Config struct {
 	LogFormat              string        `mapstructure:"log_format"`
 	Integrations           Integrations  `mapstructure:"integrations"`
 	Notifications          Notifications `mapstructure:"notifications"`
+	Policy                 Policy        `mapstructure:"policy"`
 }
 
 // Loader binds flags, environment and file.
@@ -109,6 +110,7 @@ func NewLoader(fs *pflag.FlagSet) *Loader {
 		v.SetDefault(o.Key, o.Default)
 	}
 	bindIntegrationEnv(v)
+	bindPolicyEnv(v)
 	return &Loader{v: v}
 }
 
@@ -124,6 +126,9 @@ func (l *Loader) Load(fs *pflag.FlagSet) (*Config, error) {
 		if err := checkKeys(l.v, f); err != nil {
 			return nil, err
 		}
+		if err := checkPolicyKeys(l.v, f); err != nil {
+			return nil, err
+		}
 	}
 	for _, o := range Options {
 		if _, ok := o.Default.(time.Duration); ok {
@@ -131,6 +136,9 @@ func (l *Loader) Load(fs *pflag.FlagSet) (*Config, error) {
 				return nil, fmt.Errorf("%s (env %s) = %q: %w", o.Key, o.Env, fmt.Sprint(l.v.Get(o.Key)), err)
 			}
 		}
+	}
+	if err := checkCrossEnv(l.v); err != nil {
+		return nil, err
 	}
 	var c Config
 	err := l.v.Unmarshal(&c)
@@ -187,7 +195,7 @@ func stringList(v *viper.Viper, key string) ([]string, error) {
 // checkKeys refuses top-level keys of the file that opsd does not know, so a
 // typo (approval_env for approval_envs) is an error, not a silent default.
 func checkKeys(v *viper.Viper, file string) error {
-	known := map[string]bool{"integrations": true, "notifications": true}
+	known := map[string]bool{"integrations": true, "notifications": true, "policy": true}
 	for _, o := range Options {
 		known[o.Key] = true
 	}
@@ -256,6 +264,9 @@ func (c *Config) Validate() error {
 	case "json", "console":
 	default:
 		return fmt.Errorf("log_format = %q: must be json or console", c.LogFormat)
+	}
+	if err := c.Policy.Validate(); err != nil {
+		return err
 	}
 	if c.SupabaseURL != "" {
 		u, err := url.Parse(c.SupabaseURL)
