@@ -45,6 +45,7 @@ type Server struct {
 	failures         fake.Failures[Failure]
 	requests         fake.Log[string]
 	returnRunDetails bool
+	rejectRunDetails bool
 	now              func() time.Time
 }
 
@@ -77,8 +78,10 @@ type Failure struct {
 	// RetryAfter sets the Retry-After header (whole seconds, rounded up).
 	RetryAfter time.Duration
 	// RateLimit answers GitHub's primary rate limit: 403 (or Status) with
-	// x-ratelimit-remaining: 0 and x-ratelimit-reset one minute ahead.
+	// x-ratelimit-remaining: 0 and x-ratelimit-reset Reset ahead.
 	RateLimit bool
+	// Reset is how far ahead x-ratelimit-reset is for RateLimit; default one minute.
+	Reset time.Duration
 	// Secondary answers GitHub's secondary rate limit: 403 (or Status) with a
 	// documentation_url ending in #secondary-rate-limits.
 	Secondary bool
@@ -105,6 +108,15 @@ func (s *Server) SetReturnRunDetails(on bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.returnRunDetails = on
+}
+
+// SetRejectRunDetails makes a dispatch that sends return_run_details fail
+// with 422, as a GitHub Enterprise Server that validates the body against an
+// older schema answers; without the field it answers 204. Default false.
+func (s *Server) SetRejectRunDetails(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rejectRunDetails = on
 }
 
 // SetClock replaces the server's clock, used for created_at and the Date header.
@@ -172,7 +184,11 @@ func (s *Server) writeFailure(w http.ResponseWriter, f *Failure, now time.Time) 
 	case f.RateLimit:
 		h.Set("X-RateLimit-Remaining", "0")
 		h.Set("X-RateLimit-Used", "5000")
-		h.Set("X-RateLimit-Reset", strconv.FormatInt(now.Add(time.Minute).Unix(), 10))
+		reset := f.Reset
+		if reset <= 0 {
+			reset = time.Minute
+		}
+		h.Set("X-RateLimit-Reset", strconv.FormatInt(now.Add(reset).Unix(), 10))
 		if msg == "" {
 			msg = "API rate limit exceeded for user ID 1."
 		}
