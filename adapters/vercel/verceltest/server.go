@@ -39,6 +39,7 @@ type Server struct {
 	requests    fake.Log[Request]
 	latency     time.Duration
 	outcome     string // final state of created deployments
+	flatEvents  bool   // answer events in the flat shape
 	seq         int
 	lastCreated int64
 }
@@ -81,6 +82,10 @@ type Failure struct {
 	RetryAfter string        // Retry-After header value (seconds or HTTP-date)
 	Times      int           // how many requests fail; <= 0 means once
 	Delay      time.Duration // wait before answering (still cut short by the client going away)
+	// BodyReset answers a rate limit the way Vercel's error docs show it
+	// in the body: error.limit {remaining: 0, reset (unix s), resetMs, total},
+	// reset BodyReset ahead, and no X-RateLimit-* or Retry-After headers.
+	BodyReset time.Duration
 }
 
 // Fail queues a failure; the first queued failure matching a request is used.
@@ -98,12 +103,29 @@ func (s *Server) SetLatency(d time.Duration) {
 	s.latency = d
 }
 
-// SetBuildOutcome sets the final state ("READY", "ERROR" or "CANCELED") that
+// SetBuildOutcome sets the final state (any readyState: "READY", "ERROR",
+// "CANCELED", "BLOCKED", "DELETED", or an undocumented one) that
 // deployments created from now on reach after QUEUED and BUILDING.
 func (s *Server) SetBuildOutcome(state string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.outcome = state
+}
+
+// SetFlatEvents makes GET /v3/deployments/{id}/events answer the flat shape
+// Vercel's spec also documents ({type, created, date, text, ...} with no
+// payload object) instead of {type, created, payload: {text, ...}}.
+func (s *Server) SetFlatEvents(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.flatEvents = on
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
 
 // Request is one request the fake received.
@@ -136,6 +158,14 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	if f != nil && f.BodyReset > 0 {
+		at := time.Now().Add(f.BodyReset)
+		writeJSON(w, f.Status, map[string]any{"error": map[string]any{
+			"code": orDefault(f.Code, defaultCode(f.Status)), "message": orDefault(f.Message, "Too many requests - try again later"),
+			"limit": map[string]any{"remaining": 0, "reset": at.Unix(), "resetMs": at.UnixMilli(), "total": 100},
+		}})
+		return
+	}
 	reset := strconv.FormatInt(time.Now().Add(time.Minute).Unix(), 10)
 	w.Header().Set("X-RateLimit-Limit", "100")
 	w.Header().Set("X-RateLimit-Reset", reset)
