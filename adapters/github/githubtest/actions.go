@@ -42,7 +42,7 @@ func (s *Server) dispatch(w http.ResponseWriter, req *http.Request, r *repo) {
 		return
 	}
 	if s.rejectRunDetails && in.ReturnRunDetails != nil {
-		writeError(w, http.StatusUnprocessableEntity, "Invalid request.\n\n\"return_run_details\" is not a permitted key.", docDispatch)
+		writeError(w, http.StatusUnprocessableEntity, exampleMessage("ghes_return_run_details"), docDispatch)
 		return
 	}
 	if in.Ref == "" {

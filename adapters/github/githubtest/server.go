@@ -12,6 +12,7 @@
 package githubtest
 
 import (
+	"embed"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -62,6 +63,22 @@ func New(tb testing.TB) *Server {
 	s.URL = s.srv.URL + "/"
 	tb.Cleanup(s.srv.Close)
 	return s
+}
+
+// examples holds the error bodies the fake answers (testdata/README.md says
+// where each comes from).
+//
+//go:embed testdata/*.json
+var examples embed.FS
+
+// exampleMessage is the message of testdata/<name>.json.
+func exampleMessage(name string) string {
+	var b apiError
+	raw, err := examples.ReadFile("testdata/" + name + ".json")
+	if err != nil || json.Unmarshal(raw, &b) != nil {
+		panic("githubtest: bad example " + name)
+	}
+	return b.Message
 }
 
 // Close stops the server; tests need not call it.
@@ -190,12 +207,12 @@ func (s *Server) writeFailure(w http.ResponseWriter, f *Failure, now time.Time) 
 		}
 		h.Set("X-RateLimit-Reset", strconv.FormatInt(now.Add(reset).Unix(), 10))
 		if msg == "" {
-			msg = "API rate limit exceeded for user ID 1."
+			msg = exampleMessage("rate_limit_primary")
 		}
 		doc = "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"
 	case f.Secondary:
 		if msg == "" {
-			msg = "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
+			msg = exampleMessage("rate_limit_secondary")
 		}
 		doc = "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api#secondary-rate-limits"
 	}

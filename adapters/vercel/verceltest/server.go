@@ -7,6 +7,7 @@ package verceltest
 
 import (
 	"bytes"
+	"embed"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -112,6 +113,27 @@ func (s *Server) SetBuildOutcome(state string) {
 	s.outcome = state
 }
 
+// examples holds the bodies the fake answers (testdata/README.md says where
+// each comes from).
+//
+//go:embed testdata/*.json
+var examples embed.FS
+
+// rateLimitedBody is testdata/rate_limited.json with its reset moved to at.
+func rateLimitedBody(f *Failure, at time.Time) map[string]any {
+	raw, err := examples.ReadFile("testdata/rate_limited.json")
+	var body map[string]map[string]any
+	if err != nil || json.Unmarshal(raw, &body) != nil {
+		panic("verceltest: bad rate_limited.json")
+	}
+	e := body["error"]
+	e["code"] = orDefault(f.Code, e["code"].(string))
+	e["message"] = orDefault(f.Message, e["message"].(string))
+	limit := e["limit"].(map[string]any)
+	limit["reset"], limit["resetMs"] = at.Unix(), at.UnixMilli()
+	return map[string]any{"error": e}
+}
+
 // SetFlatEvents makes GET /v3/deployments/{id}/events answer the flat shape
 // Vercel's spec also documents ({type, created, date, text, ...} with no
 // payload object) instead of {type, created, payload: {text, ...}}.
@@ -159,11 +181,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	if f != nil && f.BodyReset > 0 {
-		at := time.Now().Add(f.BodyReset)
-		writeJSON(w, f.Status, map[string]any{"error": map[string]any{
-			"code": orDefault(f.Code, defaultCode(f.Status)), "message": orDefault(f.Message, "Too many requests - try again later"),
-			"limit": map[string]any{"remaining": 0, "reset": at.Unix(), "resetMs": at.UnixMilli(), "total": 100},
-		}})
+		writeJSON(w, f.Status, rateLimitedBody(f, time.Now().Add(f.BodyReset)))
 		return
 	}
 	reset := strconv.FormatInt(time.Now().Add(time.Minute).Unix(), 10)
