@@ -124,3 +124,19 @@ func TestDispatchOther422Reported(t *testing.T) {
 	assert.False(t, errors.Is(err, context.DeadlineExceeded))
 	assert.Empty(t, srv.Dispatches(repo))
 }
+
+// The run as GitHub's published example shows it (queued, conclusion null)
+// is read as not done; the wait goes on to the run's completion.
+func TestWaitReadsThePublishedRunExample(t *testing.T) {
+	t.Parallel()
+	c, srv := setup(t)
+	srv.AddWorkflow(repo, githubtest.Workflow{File: "migrate.yml", Conclusion: "success"})
+	id, err := c.DispatchWorkflow(ctx(t), repo, "migrate.yml", "main", nil)
+	require.NoError(t, err)
+	path := "/repos/acme/app/actions/runs/" + itoa(id)
+	srv.Fail(githubtest.Failure{Method: "GET", Path: path, Example: "workflow_run", Times: 2})
+	got, err := c.WaitForWorkflowRun(ctx(t), repo, id, time.Millisecond)
+	require.NoError(t, err)
+	assert.Equal(t, "success", got)
+	assert.Greater(t, srv.CountRequests("GET", path), 2, "the two published answers were polled through")
+}

@@ -104,12 +104,17 @@ type Failure struct {
 	Secondary bool
 	// Delay holds the answer back this long, or until the client gives up.
 	Delay time.Duration
+	// Example answers a published example body (testdata/<Example>.json) as
+	// it is, with Status (default 200).
+	Example string
 }
 
 // Fail registers a failure. Failures are matched in registration order.
 func (s *Server) Fail(f Failure) {
 	switch {
 	case f.Status != 0:
+	case f.Example != "":
+		f.Status = http.StatusOK
 	case f.RateLimit || f.Secondary:
 		f.Status = http.StatusForbidden
 	case f.Delay == 0:
@@ -193,6 +198,16 @@ func (s *Server) authorized(h string) bool {
 
 func (s *Server) writeFailure(w http.ResponseWriter, f *Failure, now time.Time) {
 	h := w.Header()
+	if f.Example != "" {
+		raw, err := examples.ReadFile("testdata/" + f.Example + ".json")
+		if err != nil {
+			panic("githubtest: no example " + f.Example)
+		}
+		h.Set("Content-Type", "application/json; charset=utf-8")
+		w.WriteHeader(f.Status)
+		_, _ = w.Write(raw)
+		return
+	}
 	if f.RetryAfter > 0 {
 		h.Set("Retry-After", strconv.Itoa(int(math.Ceil(f.RetryAfter.Seconds()))))
 	}
