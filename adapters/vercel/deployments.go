@@ -23,13 +23,17 @@ const (
 	// example a commit author without access, or a plan limit); it never
 	// becomes READY on its own.
 	StateBlocked = "BLOCKED"
+	// Later steps and an archived deployment, in some of Vercel's enums.
+	StateUploading = "UPLOADING"
+	StateDeploying = "DEPLOYING"
+	StateArchived  = "ARCHIVED"
 )
 
 // Terminal lists the documented readyState values a deployment never leaves.
-var Terminal = []string{StateReady, StateError, StateCanceled, StateDeleted, StateBlocked}
+var Terminal = []string{StateReady, StateError, StateCanceled, StateDeleted, StateBlocked, StateArchived}
 
 // InProgress lists the documented readyState values that still move on.
-var InProgress = []string{StateQueued, StateInitializing, StateBuilding}
+var InProgress = []string{StateQueued, StateInitializing, StateBuilding, StateUploading, StateDeploying}
 
 // Deployment is a Vercel deployment as opsd uses it.
 type Deployment struct {
