@@ -60,8 +60,10 @@ func runFrom(w *gh.WorkflowRun) Run {
 // workflow and ref within the same second cannot be told apart that way.
 //
 // The dispatch is never retried once accepted: repeating it would start a
-// second run. Only a 400 or 422, which GitHub answers before starting
-// anything, is sent once more without return_run_details.
+// second run. A rate limit (refused before processing) is waited out as
+// c.Retry says and the dispatch sent again; a 400 or 422, which GitHub
+// answers before starting anything, is sent once more without
+// return_run_details.
 func (c *Client) DispatchWorkflow(ctx context.Context, repo, workflowFile, ref string, inputs map[string]string) (int64, error) {
 	owner, name, err := splitRepo(repo)
 	if err != nil {
@@ -80,6 +82,15 @@ func (c *Client) DispatchWorkflow(ctx context.Context, repo, workflowFile, ref s
 	}
 	sent := c.now()
 	details, resp, err := c.gh.Actions.CreateWorkflowDispatchEventByFileName(ctx, owner, name, workflowFile, req)
+	for attempt := 1; attempt <= maxDispatchRateLimits && isRateLimit(err); attempt++ {
+		// A rate-limited request was refused before GitHub processed it, so
+		// sending it again after the wait cannot start a second run.
+		if perr := c.Retry.Pause(ctx, attempt, translate(err)); perr != nil {
+			return 0, fmt.Errorf("%s: dispatch %s on %s@%s: %w", Name, workflowFile, repo, ref, perr)
+		}
+		sent = c.now()
+		details, resp, err = c.gh.Actions.CreateWorkflowDispatchEventByFileName(ctx, owner, name, workflowFile, req)
+	}
 	if s := statusOf(translate(err)); s == http.StatusBadRequest || s == http.StatusUnprocessableEntity {
 		// A server that does not know return_run_details (GitHub Enterprise
 		// Server validating an older schema) refuses the whole request, so
@@ -106,6 +117,14 @@ func (c *Client) DispatchWorkflow(ctx context.Context, repo, workflowFile, ref s
 		return 0, fmt.Errorf("%s: find run of %s dispatched on %s@%s: %w", Name, workflowFile, repo, ref, err)
 	}
 	return id, nil
+}
+
+// maxDispatchRateLimits is how many rate limits a dispatch waits out.
+const maxDispatchRateLimits = 3
+
+func isRateLimit(err error) bool {
+	var rl *RateLimitError
+	return errors.As(translate(err), &rl)
 }
 
 // findDispatchedRun polls the workflow's runs for the earliest

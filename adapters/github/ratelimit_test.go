@@ -140,3 +140,20 @@ func TestWaitReadsThePublishedRunExample(t *testing.T) {
 	assert.Equal(t, "success", got)
 	assert.Greater(t, srv.CountRequests("GET", path), 2, "the two published answers were polled through")
 }
+
+// A dispatch refused by a rate limit is sent again after the wait: one run.
+func TestDispatchWaitsOutARateLimit(t *testing.T) {
+	t.Parallel()
+	c, srv := setup(t)
+	srv.AddWorkflow(repo, githubtest.Workflow{File: "migrate.yml"})
+	path := "/repos/acme/app/actions/workflows/migrate.yml/dispatches"
+	srv.Fail(githubtest.Failure{Method: "POST", Path: path, Secondary: true, RetryAfter: time.Second})
+	start := time.Now()
+	id, err := c.DispatchWorkflow(ctx(t), repo, "migrate.yml", "main", nil)
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, time.Since(start), 900*time.Millisecond, "retry-after honoured")
+	d := srv.Dispatches(repo)
+	require.Len(t, d, 1)
+	assert.Equal(t, d[0].RunID, id)
+	assert.Equal(t, 2, srv.CountRequests("POST", path))
+}
