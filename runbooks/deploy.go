@@ -153,8 +153,10 @@ func (d *deployRunbook) Preflight(ctx context.Context, rc *executor.RunContext) 
 		_ = rc.Info(srcVercel, "latest deployment: "+describeDeployment(&latest[0]), nil)
 	}
 	if d.sha, err = d.gh.GetRef(ctx, d.repo, d.ref); err != nil {
+		// A missing ref (422) and a repository that is missing or hidden
+		// from the token (404) are told apart, with GitHub's own message.
 		if errors.Is(err, github.ErrRefNotFound) {
-			return fmt.Errorf("ref %q does not exist in %s", d.ref, d.repo)
+			return fmt.Errorf("ref %q does not exist in %s: %w", d.ref, d.repo, err)
 		}
 		return err
 	}
@@ -209,12 +211,17 @@ func (d *deployRunbook) Action(ctx context.Context, rc *executor.RunContext) err
 		}
 	}
 	owner, name := splitRepo(d.repo)
+	gs := &vercel.GitSource{Org: owner, Repo: name, Ref: d.ref, SHA: d.sha}
+	if l := d.proj.Link; l != nil && strings.EqualFold(l.Org+"/"+l.Repo, d.repo) {
+		// Vercel wants the gitSource of the project's own link type.
+		gs.Type, gs.RepoID = l.Type, l.RepoID
+	}
 	args, _ := json.Marshal(map[string]any{"project": d.proj.Name, "target": targetName(d.target), "repo": d.repo, "ref": d.ref, "sha": d.sha})
 	return rc.Step(ctx, executor.StepSpec{ID: "deploy", Title: "Create the Vercel deployment", Kind: "tool", Tool: "vercel", Action: "deploy", Args: args},
 		func(ctx context.Context) error {
 			dep, err := d.vc.CreateDeployment(ctx, vercel.CreateDeploymentRequest{
 				Name: d.proj.Name, Project: d.proj.ID, Target: d.target,
-				GitSource: &vercel.GitSource{Org: owner, Repo: name, Ref: d.ref, SHA: d.sha},
+				GitSource: gs,
 				Meta:      map[string]string{"opsdRunId": d.run.ID},
 			})
 			if err != nil {

@@ -72,6 +72,9 @@ func runDaemon(ctx context.Context, e *env, autoMigrate bool, started func(*exec
 		return err
 	}
 	defer store.Close()
+	if store, err = withArtifactStorage(e, store); err != nil {
+		return err
+	}
 	if err := checkSchemaPatiently(ctx, store, e.log); err != nil {
 		return err
 	}
