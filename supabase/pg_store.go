@@ -255,25 +255,40 @@ func (s *PGStore) ReapStale(ctx context.Context) ([]executor.ReapResult, error) 
 }
 
 // SubmitRun inserts a queued run the way the frontend does: only the columns
-// of NewRun; status, claim columns and created_by keep their defaults.
+// NewRun sets (a browser role may insert only the frontend's columns);
+// status, claim columns and created_by keep their defaults.
 func (s *PGStore) SubmitRun(ctx context.Context, r executor.NewRun) (*executor.Run, error) {
-	var priority *int32
+	cols := []string{"env", "kind", "plan", "intent", "session_id"}
+	args := []any{r.Env, r.Kind, nullJSON(r.Plan), r.Intent, r.SessionID}
+	add := func(col string, v any) {
+		cols = append(cols, col)
+		args = append(args, v)
+	}
+	if r.Lane != "" {
+		add("lane", r.Lane)
+	}
 	if r.Priority != nil {
-		p := int32(*r.Priority)
-		priority = &p
+		add("priority", int32(*r.Priority))
 	}
-	var timeout *int32
+	if r.TemplateID != nil {
+		add("template_id", *r.TemplateID)
+	}
+	if in := nullJSON(r.Input); in != nil {
+		add("input", *in)
+	}
+	if r.DryRun {
+		add("dry_run", true)
+	}
 	if r.TimeoutSeconds != nil {
-		t := int32(*r.TimeoutSeconds)
-		timeout = &t
+		add("timeout_seconds", int32(*r.TimeoutSeconds))
 	}
-	row := s.pool.QueryRow(ctx, `
-		INSERT INTO public.runs AS r (env, kind, plan, intent, template_id, input, session_id, lane, priority, dry_run, timeout_seconds)
-		VALUES ($1, $2, $3, $4, $5::uuid, coalesce($6, '{}'::jsonb), $7::uuid, coalesce($8, 'A'), coalesce($9, 100), $10, $11)
-		RETURNING `+runJSON,
-		r.Env, r.Kind, nullJSON(r.Plan), r.Intent, r.TemplateID, nullJSON(r.Input), r.SessionID,
-		nullString(r.Lane), priority, r.DryRun, timeout)
-	run, err := scanRun(row)
+	marks := make([]string, len(cols))
+	for i := range cols {
+		marks[i] = fmt.Sprintf("$%d", i+1)
+	}
+	sql := fmt.Sprintf(`INSERT INTO public.runs AS r (%s) VALUES (%s) RETURNING `+runJSON,
+		strings.Join(cols, ", "), strings.Join(marks, ", "))
+	run, err := scanRun(s.pool.QueryRow(ctx, sql, args...))
 	if err != nil {
 		return nil, pgError(ctx, "submit run", err)
 	}

@@ -199,7 +199,8 @@ func TestRedTeamBrowserRights(t *testing.T) {
 
 	// Claim columns, approval and lease columns are never the caller's.
 	for col, v := range map[string]any{"claimed_by": "evil", "approved_at": "2020-01-01T00:00:00Z", "attempt": 7,
-		"lease_expires_at": "2999-01-01T00:00:00Z", "status": "running"} {
+		"lease_expires_at": "2999-01-01T00:00:00Z", "status": "running", "input": map[string]any{"target": "production"},
+		"template_id": "00000000-0000-4000-8000-000000000001", "dry_run": true, "timeout_seconds": 99999} {
 		code, body := rt.raw(t, rt.srv.AnonKey(), http.MethodPost, "runs", map[string]any{"env": "dev", "kind": "healthcheck", col: v})
 		assert.Contains(t, []int{400, 401, 403}, code, "anon inserts a run with %s: %s", col, body)
 	}

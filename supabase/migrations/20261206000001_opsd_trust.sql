@@ -693,7 +693,12 @@ BEGIN
 END
 $$;
 
--- Rights. Browser callers: runs only into sessions they can see.
+-- Rights. Browser callers insert only the columns the frontend sets (env,
+-- kind, plan, intent, session_id, lane, priority: CONTRACT.md): never input,
+-- template_id, dry_run or timeout_seconds, which the operator CLI (the
+-- service role) sets. And runs only into sessions they can see.
+REVOKE INSERT ON public.runs FROM anon, authenticated;
+GRANT INSERT (id, env, kind, plan, intent, session_id, lane, priority) ON public.runs TO anon, authenticated;
 DROP POLICY IF EXISTS runs_create ON public.runs;
 CREATE POLICY runs_create ON public.runs FOR INSERT TO anon, authenticated
   WITH CHECK ((created_by IS NULL OR created_by = auth.uid()) AND status = 'queued' AND claimed_by IS NULL
