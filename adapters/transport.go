@@ -1,21 +1,26 @@
 package adapters
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/opscontrolroom/opsd/internal/backoff"
 )
 
 // NewHTTPClient returns an *http.Client whose transport bounds each attempt by
 // o.Timeout, retries idempotent requests (GET, HEAD, OPTIONS, PUT, DELETE, or a
 // context marked with Idempotent) on 429, 5xx and network errors, stops waiting as
 // soon as the request context is cancelled, and reports every attempt to
-// RecorderFrom(req.Context()). After the last attempt the final response (even a
-// 429 or 5xx) is returned for the adapter to translate into an *APIError.
+// RecorderFrom(req.Context()). Rate limits are read the way each provider
+// documents them (ProviderLimit): a named wait up to MaxBackoff is waited out,
+// a longer one returns the answer at once for a caller with a longer budget
+// (Policy). After the last attempt the final response (even a 429 or 5xx) is
+// returned for the adapter to translate into an *APIError.
 func NewHTTPClient(adapter string, o Options) *http.Client {
 	o = o.WithDefaults()
 	var c http.Client
@@ -56,21 +61,44 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 			return nil, ctx.Err()
 		}
-		if attempt > retries || !shouldRetry(resp, err) {
+		limit := t.limit(resp)
+		if attempt > retries || !shouldRetry(resp, err, limit) {
 			return resp, err
 		}
 		wait := t.backoff(attempt, resp)
+		if limit.Wait > 0 {
+			if limit.Wait > t.opts.MaxBackoff {
+				// The provider asks for longer than an inline retry may wait:
+				// hand its answer to the adapter, whose error carries the wait
+				// for a caller that can afford it (see Policy).
+				return resp, nil
+			}
+			wait = limit.Wait
+		}
 		if resp != nil {
 			discard(resp)
 		}
-		timer := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			timer.Stop()
-			return nil, ctx.Err()
-		case <-timer.C:
+		if err := backoff.Sleep(ctx, wait); err != nil {
+			return nil, err
 		}
 	}
+}
+
+// limit reads what a 403 or 429 answer says about waiting (ProviderLimit),
+// peeking at the start of its body and putting it back for the adapter.
+func (t *retryTransport) limit(resp *http.Response) Limit {
+	if resp == nil || (resp.StatusCode != http.StatusForbidden && resp.StatusCode != http.StatusTooManyRequests) {
+		return Limit{}
+	}
+	head, _ := io.ReadAll(io.LimitReader(resp.Body, maxPeek))
+	resp.Body = &peekedBody{Reader: io.MultiReader(bytes.NewReader(head), resp.Body), Closer: resp.Body}
+	return ProviderLimit(t.adapter, resp, head, t.now())
+}
+
+// peekedBody is a response body whose start was read and put back.
+type peekedBody struct {
+	io.Reader
+	io.Closer
 }
 
 // attempt performs one try under its own timeout and records it.
@@ -108,30 +136,25 @@ func (t *retryTransport) attempt(req *http.Request, n int) (*http.Response, erro
 	return resp, nil
 }
 
-// backoff returns the wait before attempt n+1: the server's Retry-After (or
-// rate-limit reset on a 429) when given, else jittered exponential backoff;
-// always capped at MaxBackoff.
+// backoff returns the wait before attempt n+1 when the provider named no
+// rate-limit wait: a Retry-After header (e.g. on a 503), else jittered
+// exponential backoff; always capped at MaxBackoff.
 func (t *retryTransport) backoff(n int, resp *http.Response) time.Duration {
-	if resp != nil && (resp.StatusCode == http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "") {
+	if resp != nil && resp.Header.Get("Retry-After") != "" {
 		if d := RetryAfter(resp.Header, t.now()); d > 0 {
 			return min(d, t.opts.MaxBackoff)
 		}
 	}
-	d := t.opts.MinBackoff
-	for i := 1; i < n && d < t.opts.MaxBackoff; i++ {
-		d *= 2
-	}
-	d = min(d, t.opts.MaxBackoff)
-	// Equal jitter: at least half the step, so retries never stampede at zero.
-	half := d / 2
-	return half + rand.N(d-half+1)
+	return backoff.Policy{Min: t.opts.MinBackoff, Max: t.opts.MaxBackoff}.Delay(n)
 }
 
-func shouldRetry(resp *http.Response, err error) bool {
+// shouldRetry: network errors, 5xx but 501, 429, and what a provider
+// documents as a rate limit (GitHub answers some with 403).
+func shouldRetry(resp *http.Response, err error, limit Limit) bool {
 	if err != nil {
 		return true
 	}
-	return resp.StatusCode == http.StatusTooManyRequests ||
+	return resp.StatusCode == http.StatusTooManyRequests || limit.RateLimited ||
 		(resp.StatusCode >= 500 && resp.StatusCode != http.StatusNotImplemented)
 }
 

@@ -153,9 +153,9 @@ func TestTransportRetryAfter(t *testing.T) {
 		name  string
 		value func() string
 	}{
-		{"seconds", func() string { return "2" }},
-		// HTTP-dates have one-second resolution: 3s ahead is at least 2s away.
-		{"http date", func() string { return time.Now().Add(3 * time.Second).UTC().Format(http.TimeFormat) }},
+		{"seconds", func() string { return "1" }},
+		// HTTP-dates have one-second resolution: 2s ahead is at least 1s away.
+		{"http date", func() string { return time.Now().Add(2 * time.Second).UTC().Format(http.TimeFormat) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -170,14 +170,14 @@ func TestTransportRetryAfter(t *testing.T) {
 				w.WriteHeader(http.StatusOK)
 			}))
 			t.Cleanup(srv.Close)
-			// Backoff alone would wait ~1ms; Retry-After (capped at MaxBackoff) must win.
+			// Backoff alone would wait ~1ms; Retry-After (within MaxBackoff) must win.
 			o := fastOpts()
-			o.MaxBackoff = 300 * time.Millisecond
+			o.MaxBackoff = 5 * time.Second
 			start := time.Now()
 			resp, err := do(t, NewHTTPClient("test", o), context.Background(), http.MethodGet, srv.URL, nil)
 			require.NoError(t, err)
 			assert.Equal(t, http.StatusOK, resp.StatusCode)
-			assert.GreaterOrEqual(t, time.Since(start), 300*time.Millisecond)
+			assert.GreaterOrEqual(t, time.Since(start), 900*time.Millisecond)
 			assert.Equal(t, int32(2), n.Load())
 		})
 	}
@@ -193,8 +193,32 @@ func TestTransportBackoffBounds(t *testing.T) {
 			assert.LessOrEqual(t, d, want, "attempt %d", n)
 		}
 	}
-	resp := &http.Response{StatusCode: 429, Header: http.Header{"Retry-After": {"3600"}}}
-	assert.Equal(t, time.Second, tr.backoff(1, resp), "Retry-After is capped at MaxBackoff")
+	resp := &http.Response{StatusCode: 503, Header: http.Header{"Retry-After": {"3600"}}}
+	assert.Equal(t, time.Second, tr.backoff(1, resp), "a 503's Retry-After is capped at MaxBackoff")
+}
+
+// A rate limit that asks for longer than an inline retry may wait is handed
+// to the caller at once (its body intact), not retried early.
+func TestTransportLongRateLimitHandedToCaller(t *testing.T) {
+	t.Parallel()
+	var n atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		w.Header().Set("Retry-After", "3600")
+		w.WriteHeader(http.StatusTooManyRequests)
+		_, _ = w.Write([]byte(`{"error":"slow down"}`))
+	}))
+	t.Cleanup(srv.Close)
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, srv.URL, nil)
+	require.NoError(t, err)
+	resp, err := NewHTTPClient("test", fastOpts()).Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	assert.Equal(t, http.StatusTooManyRequests, resp.StatusCode)
+	assert.Equal(t, int32(1), n.Load())
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"error":"slow down"}`, string(body), "the peeked body is given back")
 }
 
 func TestTransportPerAttemptTimeout(t *testing.T) {

@@ -36,9 +36,9 @@ type Config struct {
 	Redactor            Redactor
 	Notifier            Notifier
 	Maintenance         MaintenanceConfig // schedules, retention, queue gauges (maintenance.go)
-	// NeedsApproval says whether a run must wait for approval before its
-	// action phase; default DefaultApprovalPolicy.
-	NeedsApproval func(*Run) (bool, string)
+	// Policy decides from a run's targets whether it may run and whether it
+	// waits for approval before its action phase; default DefaultPolicy.
+	Policy *Policy
 }
 
 func (c *Config) defaults() {
@@ -59,8 +59,8 @@ func (c *Config) defaults() {
 	if c.Redactor == nil {
 		c.Redactor = nopRedactor{}
 	}
-	if c.NeedsApproval == nil {
-		c.NeedsApproval = DefaultApprovalPolicy
+	if c.Policy == nil {
+		c.Policy = DefaultPolicy()
 	}
 }
 
@@ -96,6 +96,10 @@ type Daemon struct {
 	writer   *Writer
 
 	wake map[string]chan struct{}
+	// claimTokens holds, per lane, the token of a claim whose outcome is
+	// unknown (its call failed): the next claim replays it, so runs it may
+	// have claimed are started instead of left to the reaper.
+	claimTokens map[string]string
 
 	mu         sync.Mutex
 	inflight   map[string]*execution
@@ -129,12 +133,13 @@ func New(cfg Config, store Store, resolver Resolver, log *zap.Logger, metrics *M
 		metrics = NewMetrics()
 	}
 	d := &Daemon{cfg: cfg, store: store, resolver: resolver, log: log, metrics: metrics,
-		wake: map[string]chan struct{}{}, inflight: map[string]*execution{}, perLane: map[string]int{},
+		wake: map[string]chan struct{}{}, claimTokens: map[string]string{}, inflight: map[string]*execution{}, perLane: map[string]int{},
 		idle: make(chan struct{})}
 	for _, l := range cfg.Lanes {
 		d.wake[l] = make(chan struct{}, 1)
 	}
-	d.writer = NewWriter(store, cfg.Writer, log, metrics)
+	d.writer = NewWriter(store, cfg.WorkerID, cfg.Writer, log, metrics)
+	d.writer.onRefused = d.leasesRefused
 	return d, nil
 }
 
@@ -301,7 +306,21 @@ func (d *Daemon) claimOnce(ctx context.Context, lane string) (int, bool) {
 	// runs are started (and then released) rather than left claimed by nobody.
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	runs, err := d.store.ClaimRuns(cctx, ClaimRequest{Worker: d.cfg.WorkerID, Lane: lane, Limit: free, Token: newUUID()})
+	d.mu.Lock()
+	token := d.claimTokens[lane]
+	d.mu.Unlock()
+	if token == "" {
+		token = newUUID()
+	}
+	runs, err := d.store.ClaimRuns(cctx, ClaimRequest{Worker: d.cfg.WorkerID, Lane: lane, Limit: free, Token: token,
+		LeaseFor: d.cfg.StaleAfter})
+	d.mu.Lock()
+	if err != nil && !errors.Is(err, ErrInvalidInput) && !errors.Is(err, ErrPermission) {
+		d.claimTokens[lane] = token // the claim may have committed: replay it next time
+	} else {
+		delete(d.claimTokens, lane)
+	}
+	d.mu.Unlock()
 	if err != nil {
 		d.metrics.StoreErrors.WithLabelValues(errorKind(err)).Inc()
 		d.log.Warn("claim failed", zap.String("lane", lane), zap.Error(err))
@@ -323,11 +342,11 @@ func (d *Daemon) startRun(run *Run) {
 	}
 	x := &execution{d: d, run: run, ctx: ctx, cancel: cancel, started: time.Now(), approved: make(chan struct{}),
 		lease: Lease{RunID: run.ID, Worker: d.cfg.WorkerID, Attempt: run.Attempt}}
-	x.emitter = d.writer.NewEmitter(ctx, run.ID, run.NextSeq, d.cfg.ChattyRowsPerSecond, d.cfg.Redactor)
-	x.rc = &RunContext{Run: run, Inputs: MergeInputs(run), emitter: x.emitter, store: d.store,
+	x.emitter = d.writer.NewEmitter(ctx, run.ID, run.Attempt, run.NextSeq, d.cfg.ChattyRowsPerSecond, d.cfg.Redactor)
+	x.rc = &RunContext{Run: run, Inputs: MergeInputs(run), emitter: x.emitter, store: d.store, worker: d.cfg.WorkerID,
 		redact: d.cfg.Redactor, maxArtifact: d.cfg.ArtifactMaxBytes}
 	if run.ApprovedAt != nil {
-		x.approve()
+		x.approve(deref(run.ApprovedBy))
 	}
 	d.mu.Lock()
 	d.inflight[run.ID] = x
@@ -382,7 +401,7 @@ func (d *Daemon) heartbeatOnce(ctx context.Context) {
 	var err error
 	sent := time.Now() // a lease is renewed as of when the heartbeat was sent, at best
 	if len(leases) > 0 {
-		states, err = d.store.Heartbeat(hctx, d.cfg.WorkerID, leases)
+		states, err = d.store.Heartbeat(hctx, d.cfg.WorkerID, leases, d.cfg.StaleAfter)
 	} else {
 		err = d.store.Ping(hctx)
 	}
@@ -410,14 +429,29 @@ func (d *Daemon) heartbeatOnce(ctx context.Context) {
 		}
 		switch s.State {
 		case LeaseCanceled:
+			x.setCancelMessage(s.Message)
 			x.cancel(errCanceledByOperator)
 		case LeaseLost:
 			d.writer.Forget(x.emitter.gen)
 			x.cancel(errLeaseLost)
 		default:
 			if s.Approved {
-				x.approve()
+				x.approve(s.ApprovedBy)
 			}
+		}
+	}
+}
+
+// leasesRefused stops the runs whose rows the database refused: their
+// attempts no longer hold the runs, so nothing more is written for them.
+func (d *Daemon) leasesRefused(leases []Lease) {
+	for _, l := range leases {
+		d.mu.Lock()
+		x := d.inflight[l.RunID]
+		d.mu.Unlock()
+		if x != nil && x.lease.Attempt == l.Attempt {
+			d.writer.Forget(x.emitter.gen)
+			x.cancel(errLeaseLost)
 		}
 	}
 }
@@ -471,7 +505,7 @@ func (d *Daemon) reaperLoop(ctx context.Context) {
 		case <-t.C:
 		}
 		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		res, err := d.store.ReapStale(rctx, d.cfg.StaleAfter)
+		res, err := d.store.ReapStale(rctx)
 		cancel()
 		if err != nil {
 			if ctx.Err() == nil {
@@ -536,6 +570,13 @@ func jitter(d time.Duration) time.Duration {
 		return 0
 	}
 	return d/2 + time.Duration(mrand.Int64N(int64(d)))
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }
 
 func newUUID() string {

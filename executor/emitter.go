@@ -38,6 +38,7 @@ type Emitter struct {
 	interval time.Duration // least time between two coalesced rows
 	ctx      context.Context
 	gen      uint64 // this attempt's generation in the writer
+	attempt  int    // the run's attempt: every row carries it (the fencing token)
 
 	mu          sync.Mutex
 	seq         int
@@ -51,10 +52,11 @@ type Emitter struct {
 	rows        int64 // rows emitted
 }
 
-// NewEmitter returns the emitter of one run attempt. nextSeq is the seq of
-// its first event; rowsPerSecond caps coalesced rows (default 10). ctx bounds
-// the back-pressure waits of the run.
-func (w *Writer) NewEmitter(ctx context.Context, runID string, nextSeq int, rowsPerSecond float64, r Redactor) *Emitter {
+// NewEmitter returns the emitter of one run attempt. attempt is the lease's
+// attempt (its rows are stored only while it holds the run); nextSeq is the
+// seq of its first event; rowsPerSecond caps coalesced rows (default 10). ctx
+// bounds the back-pressure waits of the run.
+func (w *Writer) NewEmitter(ctx context.Context, runID string, attempt, nextSeq int, rowsPerSecond float64, r Redactor) *Emitter {
 	if nextSeq < 1 {
 		nextSeq = 1
 	}
@@ -64,7 +66,7 @@ func (w *Writer) NewEmitter(ctx context.Context, runID string, nextSeq int, rows
 	if r == nil {
 		r = nopRedactor{}
 	}
-	return &Emitter{runID: runID, writer: w, redact: r, ctx: ctx, seq: nextSeq - 1, gen: w.gens.Add(1),
+	return &Emitter{runID: runID, writer: w, redact: r, ctx: ctx, seq: nextSeq - 1, gen: w.gens.Add(1), attempt: attempt,
 		interval: time.Duration(float64(time.Second) / rowsPerSecond)}
 }
 
@@ -202,18 +204,37 @@ func (e *Emitter) flushPendingLocked() error {
 }
 
 func (e *Emitter) pushLocked(level, source, message string, data json.RawMessage) error {
-	e.seq++
-	ev := &Event{RunID: e.runID, Seq: e.seq, TS: time.Now(), Level: level, Source: source,
-		Message: e.redact.String(message), Phase: e.phase, gen: e.gen}
-	if len(data) > 0 {
-		ev.Data = e.redact.JSON(data)
-	}
+	ev := e.nextLocked(level, source, message, data)
 	if err := e.writer.enqueue(e.ctx, item{event: ev}); err != nil {
 		e.seq-- // not queued: the number is free again, so seq stays gapless
 		return fmt.Errorf("queue event %d of run %s: %w", ev.Seq, e.runID, err)
 	}
 	e.rows++
 	return nil
+}
+
+// nextLocked numbers and stamps the next event.
+func (e *Emitter) nextLocked(level, source, message string, data json.RawMessage) *Event {
+	e.seq++
+	ev := &Event{RunID: e.runID, Seq: e.seq, TS: time.Now(), Level: level, Source: source,
+		Message: e.redact.String(message), Phase: e.phase, Attempt: e.attempt, gen: e.gen}
+	if len(data) > 0 {
+		ev.Data = e.redact.JSON(data)
+	}
+	return ev
+}
+
+// Final numbers the run's last event without queueing it: the caller stores
+// it with the fenced finish, in the same transaction as the status.
+func (e *Emitter) Final(level, source, message string, data any) (Event, error) {
+	raw, err := encodeData(data)
+	if err != nil {
+		return Event{}, fmt.Errorf("final event of run %s: data: %w", e.runID, err)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.rows++
+	return *e.nextLocked(level, source, message, raw), nil
 }
 
 func encodeData(data any) (json.RawMessage, error) {

@@ -14,6 +14,9 @@ var (
 	ErrPermission   = errors.New("permission denied")
 	ErrInvalidInput = errors.New("invalid input")
 	ErrTransient    = errors.New("transient failure")
+	// ErrLeaseLost: the write was refused because the writing attempt no
+	// longer holds the run's lease (it was reaped, finished or claimed again).
+	ErrLeaseLost = errors.New("lease lost")
 )
 
 // StoreError is a store failure with its kind, the operation and the backend's

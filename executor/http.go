@@ -15,8 +15,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// MaxWakeBody is the largest /v1/wake body accepted (a Supabase webhook
-// carries one runs row).
+// MaxWakeBody is how much of a /v1/wake body is read. A Supabase Database
+// Webhook posts the whole runs row, and a long intent makes it bigger; the
+// body is only a hint, so a longer one is not read further: it wakes every
+// lane and is answered 202 like any other.
 const MaxWakeBody = 64 << 10
 
 // HTTPConfig configures the daemon's HTTP endpoints.
@@ -126,14 +128,17 @@ func (d *Daemon) wakeHandler(secret string) http.Handler {
 			writeJSON(w, http.StatusUnauthorized, map[string]any{"ok": false, "error": "missing or wrong bearer secret"})
 			return
 		}
-		b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxWakeBody))
+		b, err := io.ReadAll(io.LimitReader(r.Body, MaxWakeBody+1))
 		if err != nil {
-			var tooBig *http.MaxBytesError
-			if errors.As(err, &tooBig) {
-				writeJSON(w, http.StatusRequestEntityTooLarge, map[string]any{"ok": false, "error": fmt.Sprintf("body over %d bytes", MaxWakeBody)})
-				return
-			}
 			writeJSON(w, http.StatusBadRequest, map[string]any{"ok": false, "error": "read body: " + err.Error()})
+			return
+		}
+		if len(b) > MaxWakeBody {
+			// Too long to be worth reading for its lane: wake them all. The
+			// rest of the body is left unread (the server closes the
+			// connection rather than drain a large one).
+			d.Wake("")
+			writeJSON(w, http.StatusAccepted, map[string]any{"ok": true, "note": fmt.Sprintf("body over %d bytes: every lane woken", MaxWakeBody)})
 			return
 		}
 		lane, err := ParseWakeBody(b)

@@ -127,9 +127,15 @@ func TestPrunePass(t *testing.T) {
 	require.NoError(t, err)
 	_, err = e.db.Pool.Exec(ctx, `UPDATE runs SET status = 'success', finished_at = now() - interval '3 days' WHERE id = $1`, id)
 	require.NoError(t, err)
-	_, err = e.db.Pool.Exec(ctx, `INSERT INTO run_events (run_id, seq, level, source, message, ts)
+	// Seeded as the database's own functions write rows (past the row fence).
+	tx, err := e.db.Pool.Begin(ctx)
+	require.NoError(t, err)
+	_, err = tx.Exec(ctx, `SELECT opsd_fenced_write(true)`)
+	require.NoError(t, err)
+	_, err = tx.Exec(ctx, `INSERT INTO run_events (run_id, seq, level, source, message, ts)
 		SELECT $1, g, 'info', 'System', 'e', now() - interval '3 days' FROM generate_series(1, 25) g`, id)
 	require.NoError(t, err)
+	require.NoError(t, tx.Commit(ctx))
 
 	req := executor.PruneRequest{Worker: "t", Retention: executor.Retention{RunEvents: 24 * time.Hour}, Batch: 10}
 	dry := req

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -71,26 +70,6 @@ func MergeInputs(run *Run) map[string]any {
 		}
 	}
 	return out
-}
-
-// DefaultApprovalPolicy holds a run for approval when its plan has a block
-// risk, or when it deploys to prod.
-func DefaultApprovalPolicy(run *Run) (bool, string) {
-	if p, err := ParsePlan(run.Plan); err == nil {
-		var blocks []string
-		for _, r := range p.Risks {
-			if strings.EqualFold(r.Level, "block") {
-				blocks = append(blocks, fmt.Sprintf("%s (%s)", r.Message, r.Code))
-			}
-		}
-		if len(blocks) > 0 {
-			return true, "the plan has a blocking risk: " + strings.Join(blocks, "; ")
-		}
-	}
-	if run.Kind == "deploy" && run.Env == "prod" {
-		return true, "deploys to prod need approval"
-	}
-	return false, ""
 }
 
 // Notification is sent on a terminal status and when a run waits for approval.

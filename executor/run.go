@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -51,10 +52,14 @@ type execution struct {
 	emitter *Emitter
 	started time.Time
 
-	mu       sync.Mutex
-	phase    string
-	approved chan struct{}
-	apOnce   sync.Once
+	targets []Target // what the runbook resolved to, known after validate
+
+	mu         sync.Mutex
+	phase      string
+	approvedBy string // who approved the run, once approved is closed
+	cancelMsg  string // why the run was canceled, when the canceler said (a rejection)
+	approved   chan struct{}
+	apOnce     sync.Once
 }
 
 // outcome is how an attempt ends.
@@ -78,7 +83,20 @@ func (x *execution) currentPhase() string {
 	return x.phase
 }
 
-func (x *execution) approve() { x.apOnce.Do(func() { close(x.approved) }) }
+func (x *execution) approve(by string) {
+	x.apOnce.Do(func() {
+		x.mu.Lock()
+		x.approvedBy = by
+		x.mu.Unlock()
+		close(x.approved)
+	})
+}
+
+func (x *execution) setCancelMessage(msg string) {
+	x.mu.Lock()
+	x.cancelMsg = msg
+	x.mu.Unlock()
+}
 
 // execute runs every phase, then finishes (or releases) the run.
 func (x *execution) execute() {
@@ -123,6 +141,9 @@ func (x *execution) phases() outcome {
 			if err == nil && ctx.Err() != nil {
 				err = context.Cause(ctx) // a runbook that swallowed its cancellation
 			}
+			if err == nil && ph.name == PhaseValidate {
+				err = x.checkTargets(rb)
+			}
 			return err
 		})
 		if err == nil && pctx.Err() != nil {
@@ -166,10 +187,40 @@ func (x *execution) enterPhase(phase string) (outcome, bool) {
 	return outcome{}, false
 }
 
+// checkTargets asks a Targeter runbook what its action touches, reports
+// it, and refuses the run when the policy does: still in validate, before
+// any integration is touched.
+func (x *execution) checkTargets(rb Runbook) error {
+	t, ok := rb.(Targeter)
+	if !ok {
+		return nil
+	}
+	x.targets = t.Targets()
+	if len(x.targets) > 0 {
+		names := make([]string, len(x.targets))
+		for i, tg := range x.targets {
+			names[i] = tg.String()
+			if tg.Write {
+				names[i] += " [write]"
+			}
+		}
+		_ = x.rc.Info("System", "targets: "+strings.Join(names, ", "), map[string]any{"targets": x.targets})
+	}
+	return x.d.cfg.Policy.CheckTargets(x.run, x.targets)
+}
+
 // beforeAction holds a run that needs approval until it is approved,
 // canceled, or the approval times out.
 func (x *execution) beforeAction(rb Runbook) (outcome, bool) {
-	need, reason := x.d.cfg.NeedsApproval(x.run)
+	// A runbook may learn a target in preflight (a repository from a Vercel
+	// project's Git link): ask again, so the policy sees every target.
+	if t, ok := rb.(Targeter); ok {
+		x.targets = t.Targets()
+		if err := x.d.cfg.Policy.CheckTargets(x.run, x.targets); err != nil {
+			return x.classify(PhasePreflight, err), true
+		}
+	}
+	need, reason := x.d.cfg.Policy.NeedsApproval(x.run, x.targets)
 	if !need || x.run.ApprovedAt != nil {
 		return outcome{}, false
 	}
@@ -183,7 +234,11 @@ func (x *execution) beforeAction(rb Runbook) (outcome, bool) {
 	defer timer.Stop()
 	select {
 	case <-x.approved:
-		_ = x.rc.Info("System", "approved; continuing to the action phase", nil)
+		x.mu.Lock()
+		by := x.approvedBy
+		x.mu.Unlock()
+		_ = x.rc.Info("System", fmt.Sprintf("approved by %s; continuing to the action phase", by),
+			map[string]any{"action": "approved", "approved_by": by})
 		return outcome{}, false
 	case <-x.ctx.Done():
 		return x.classify(PhaseApproval, context.Cause(x.ctx)), true
@@ -252,15 +307,8 @@ func (x *execution) finish(out outcome, log *zap.Logger) {
 	phase := x.currentPhase()
 	elapsed := roundDuration(time.Since(x.started))
 	x.emitter.setContext(ctx) // back-pressure waits of the final events use the final-write budget
-	switch {
-	case out.release:
+	if out.release {
 		_ = x.rc.Warn("System", "released back to the queue: "+out.message, nil)
-	case out.status == StatusSuccess:
-		_ = x.rc.Success("System", fmt.Sprintf("run succeeded in %s", elapsed), nil)
-	case out.status == StatusCanceled:
-		_ = x.rc.Warn("System", fmt.Sprintf("run canceled in phase %s after %s", phase, elapsed), nil)
-	default:
-		_ = x.rc.Error("System", out.message, map[string]any{"phase": phase})
 	}
 	if err := x.emitter.Close(); err != nil {
 		log.Warn("flush chatty output", zap.Error(err))
@@ -277,7 +325,27 @@ func (x *execution) finish(out outcome, log *zap.Logger) {
 		d.metrics.RunsFinished.WithLabelValues("released", x.run.Kind).Inc()
 		return
 	}
+	// The final event goes with the fenced finish, in one transaction.
+	var final Event
+	var err error
+	switch out.status {
+	case StatusSuccess:
+		final, err = x.emitter.Final(LevelSuccess, "System", fmt.Sprintf("run succeeded in %s", elapsed), nil)
+	case StatusCanceled:
+		msg := fmt.Sprintf("run canceled in phase %s after %s", phase, elapsed)
+		x.mu.Lock()
+		if x.cancelMsg != "" {
+			msg += ": " + x.cancelMsg
+		}
+		x.mu.Unlock()
+		final, err = x.emitter.Final(LevelWarn, "System", msg, nil)
+	default:
+		final, err = x.emitter.Final(LevelError, "System", out.message, map[string]any{"phase": phase})
+	}
 	f := Finish{Lease: x.lease, Status: out.status, ErrorMessage: x.rc.redact.String(out.message), Output: x.rc.outputJSON()}
+	if err == nil {
+		f.Events = []Event{final}
+	}
 	ok, err := d.retryStore(ctx, func(ctx context.Context) (bool, error) { return d.store.FinishRun(ctx, f) })
 	switch {
 	case err != nil:

@@ -53,6 +53,7 @@ type RunContext struct {
 
 	emitter     *Emitter
 	store       Store
+	worker      string // the daemon's worker id: with Run.Attempt, the lease
 	redact      Redactor
 	maxArtifact int
 	stepIdx     int
@@ -91,28 +92,31 @@ func (rc *RunContext) Success(source, msg string, data any) error {
 // Log writes one line of chatty output; lines are coalesced into few rows.
 func (rc *RunContext) Log(source, line string) error { return rc.emitter.Log(source, line) }
 
-// Artifact stores a link, diff or file. A value over the size cap is cut
-// with a visible marker and a warn event says so.
+// Artifact stores a link, diff or file. A value whose JSON-escaped size is
+// over the row cap (Config.ArtifactMaxBytes, at most MaxArtifactRowBytes, so
+// Realtime delivers the row whole) goes to Supabase Storage with a link
+// artifact when the store can (WithLargeArtifacts), else is cut with a
+// visible marker; a warn event says which.
 func (rc *RunContext) Artifact(ctx context.Context, kind, title, value string) error {
 	switch kind {
 	case ArtifactLink, ArtifactDiff, ArtifactFile:
 	default:
 		return fmt.Errorf("artifact %q: kind must be link, diff or file, not %q", title, kind)
 	}
-	value = rc.redact.String(value)
-	if rc.maxArtifact > 0 && len(value) > rc.maxArtifact {
-		omitted := len(value) - rc.maxArtifact
-		value = value[:rc.maxArtifact] + fmt.Sprintf("\n…[truncated: %d bytes omitted]", omitted)
-		if err := rc.Warn("System", fmt.Sprintf("artifact %q was %d bytes over the %d-byte cap and was truncated",
-			title, omitted, rc.maxArtifact), nil); err != nil {
-			return err
-		}
-	}
-	err := rc.store.PutArtifact(ctx, Artifact{RunID: rc.Run.ID, Kind: kind, Title: rc.redact.String(title), Value: value})
+	a, err := rc.fitArtifact(ctx, Artifact{RunID: rc.Run.ID, Kind: kind, Title: rc.redact.String(title), Value: rc.redact.String(value)})
 	if err != nil {
+		return err
+	}
+	if err := rc.store.PutArtifact(ctx, rc.Lease(), a); err != nil {
 		return fmt.Errorf("store artifact %q: %w", title, err)
 	}
 	return nil
+}
+
+// Lease is the run attempt's lease, which fences every write for the run
+// (for example a runbook's spec_docs row).
+func (rc *RunContext) Lease() Lease {
+	return Lease{RunID: rc.Run.ID, Worker: rc.worker, Attempt: rc.Run.Attempt}
 }
 
 // SetOutput records a value in runs.output (written when the run finishes).
@@ -160,7 +164,7 @@ func (rc *RunContext) Step(ctx context.Context, spec StepSpec, fn func(ctx conte
 }
 
 func (rc *RunContext) trackStep(ctx context.Context, st Step, fn func(ctx context.Context) error) error {
-	st.gen = rc.emitter.gen
+	st.gen, st.Attempt = rc.emitter.gen, rc.emitter.attempt
 	now := time.Now()
 	st.Status, st.StartedAt = "running", &now
 	if err := rc.emitter.writer.enqueue(ctx, item{step: ptr(st)}); err != nil {

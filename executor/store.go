@@ -79,6 +79,10 @@ type Run struct {
 	TimeoutSeconds *int            `json:"timeout_seconds,omitempty"`
 	ApprovedBy     *string         `json:"approved_by,omitempty"`
 	ApprovedAt     *time.Time      `json:"approved_at,omitempty"`
+	RejectedBy     *string         `json:"rejected_by,omitempty"`
+	RejectedAt     *time.Time      `json:"rejected_at,omitempty"`
+	LeaseExpiresAt *time.Time      `json:"lease_expires_at,omitempty"`
+	AttemptsUsed   int             `json:"attempts_used,omitempty"`
 
 	// NextSeq is the seq the first event of this attempt must use (max existing
 	// seq + 1). Set by claim_run, not a column.
@@ -100,6 +104,9 @@ type Event struct {
 	Message string          `json:"message"`
 	Data    json.RawMessage `json:"data,omitempty"`
 	Phase   string          `json:"phase,omitempty"`
+	// Attempt is the writing attempt of the run (its fencing token): the
+	// database stores the row only while that attempt holds the lease.
+	Attempt int `json:"attempt,omitempty"`
 
 	gen uint64 // the emitting attempt's generation (Writer.Forget); not stored
 }
@@ -128,6 +135,7 @@ type Step struct {
 	StartedAt  *time.Time      `json:"started_at,omitempty"`
 	FinishedAt *time.Time      `json:"finished_at,omitempty"`
 	Error      *string         `json:"error,omitempty"`
+	Attempt    int             `json:"attempt,omitempty"` // the writing attempt, as for Event
 
 	gen uint64 // the writing attempt's generation (Writer.Forget); not stored
 }
@@ -151,9 +159,11 @@ type Lease struct {
 
 // LeaseState is what the batched heartbeat says about one lease.
 type LeaseState struct {
-	RunID    string `json:"run_id"`
-	State    string `json:"state"` // LeaseOwned, LeaseCanceled or LeaseLost
-	Approved bool   `json:"approved"`
+	RunID      string `json:"run_id"`
+	State      string `json:"state"` // LeaseOwned, LeaseCanceled or LeaseLost
+	Approved   bool   `json:"approved"`
+	ApprovedBy string `json:"approved_by,omitempty"` // who approved, once Approved
+	Message    string `json:"message,omitempty"`     // why a canceled run was canceled (a rejection's reason), if said
 }
 
 // Finish is the fenced terminal write of a run.
@@ -162,6 +172,17 @@ type Finish struct {
 	Status       string          // success, error or canceled
 	ErrorMessage string          // empty for success
 	Output       json.RawMessage // optional
+	// Events are stored in the same transaction as the status (the run's
+	// final event), so both land or neither does.
+	Events []Event
+}
+
+// Rows is one batch of a writer's rows, of any number of runs. Every row
+// carries its run's attempt: the database stores it only while that attempt
+// holds the run's lease.
+type Rows struct {
+	Events []Event
+	Steps  []Step
 }
 
 // ReapResult is one run the reaper acted on.
@@ -179,7 +200,10 @@ type ClaimRequest struct {
 	Worker string
 	Lane   string
 	Limit  int
-	Token  string // a fresh UUID per logical claim
+	Token  string // a fresh UUID per logical claim; the same one again to replay it
+	// LeaseFor is how long each claimed run's lease lasts unless a
+	// heartbeat renews it (the daemon's stale-after). Default 30s.
+	LeaseFor time.Duration
 }
 
 // NewRun is what a submitter (the operator CLI, like the frontend) inserts.
@@ -217,29 +241,35 @@ type RunFilter struct {
 type Store interface {
 	// ClaimRuns claims up to req.Limit runs of req.Lane through claim_run.
 	ClaimRuns(ctx context.Context, req ClaimRequest) ([]*Run, error)
-	// Heartbeat renews every lease of worker in one call and reports each one's state.
-	Heartbeat(ctx context.Context, worker string, leases []Lease) ([]LeaseState, error)
+	// Heartbeat renews every lease of worker in one call (each then lasts
+	// leaseFor) and reports each one's state.
+	Heartbeat(ctx context.Context, worker string, leases []Lease, leaseFor time.Duration) ([]LeaseState, error)
 	// SetPhase records the current phase of a leased run; false when the lease is gone.
 	SetPhase(ctx context.Context, lease Lease, phase string) (bool, error)
-	// FinishRun is the fenced terminal write; false when the lease is gone.
+	// FinishRun is the fenced terminal write, with f.Events in the same
+	// transaction; false when the lease is gone.
 	FinishRun(ctx context.Context, f Finish) (bool, error)
 	// ReleaseRun puts a leased run back to queued (graceful shutdown before action).
 	ReleaseRun(ctx context.Context, lease Lease, reason string) (bool, error)
-	// ReapStale requeues, fails or finalizes runs whose heartbeat is older than staleAfter.
-	ReapStale(ctx context.Context, staleAfter time.Duration) ([]ReapResult, error)
+	// ReapStale requeues, fails or finalizes runs whose lease expired (the
+	// deadline their owner set; no caller chooses it).
+	ReapStale(ctx context.Context) ([]ReapResult, error)
 
-	// AppendEvents inserts a batch; rows whose (run_id, seq) exist are ignored,
-	// so a retried batch is idempotent.
-	AppendEvents(ctx context.Context, events []Event) error
-	// PutArtifact inserts one artifact.
-	PutArtifact(ctx context.Context, a Artifact) error
-	// UpsertSteps inserts or updates run_steps rows keyed by (run_id, idx).
-	UpsertSteps(ctx context.Context, steps []Step) error
+	// AppendRows stores a batch of events and step rows in one call, fenced
+	// by (worker, each row's attempt), and returns the leases whose rows
+	// were refused because the attempt no longer holds its run. Events whose
+	// (run_id, seq) exist are ignored and steps are upserted by (run_id,
+	// idx), so a retried batch is idempotent.
+	AppendRows(ctx context.Context, worker string, rows Rows) (refused []Lease, err error)
+	// PutArtifact stores one artifact of a leased run; an ErrLeaseLost
+	// error when the lease is gone.
+	PutArtifact(ctx context.Context, lease Lease, a Artifact) error
 
 	// GetTemplate loads a template by id or slug.
 	GetTemplate(ctx context.Context, idOrSlug string) (*Template, error)
-	// UpsertSpecDoc writes a spec_docs row by slug.
-	UpsertSpecDoc(ctx context.Context, slug, title, content string) error
+	// UpsertSpecDoc writes a spec_docs row by slug for a leased run; an
+	// ErrLeaseLost error when the lease is gone.
+	UpsertSpecDoc(ctx context.Context, lease Lease, slug, title, content string) error
 
 	// Operator CLI.
 	SubmitRun(ctx context.Context, r NewRun) (*Run, error)
@@ -249,7 +279,11 @@ type Store interface {
 	ListRuns(ctx context.Context, f RunFilter) ([]*Run, error)
 	LaneCounts(ctx context.Context) ([]LaneCount, error)
 	CancelRun(ctx context.Context, id string) (bool, error)
+	// ApproveRun approves a run as approver (an operator's name); false when
+	// it was approved already.
 	ApproveRun(ctx context.Context, id, approver string) (bool, error)
+	// RejectRun refuses a run waiting for approval: it ends canceled with reason.
+	RejectRun(ctx context.Context, id, approver, reason string) (bool, error)
 
 	// SchemaVersion is the newest applied migration version.
 	SchemaVersion(ctx context.Context) (string, error)

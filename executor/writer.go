@@ -53,6 +53,7 @@ type item struct {
 // queue applies back-pressure to the runs instead of dropping anything.
 type Writer struct {
 	store   Store
+	worker  string // the writing daemon's worker id: rows are fenced by (worker, attempt)
 	cfg     WriterConfig
 	log     *zap.Logger
 	metrics *Metrics
@@ -65,6 +66,10 @@ type Writer struct {
 	closed bool
 	lost   sync.Map      // emitter generation -> struct{}: attempts whose rows are no longer ours to write
 	gens   atomic.Uint64 // generations handed to emitters, one per run attempt
+
+	// onRefused is told of leases whose rows the database refused (the
+	// attempt no longer holds its run); the daemon stops those runs.
+	onRefused func([]Lease)
 }
 
 // Forget drops the rows of one run attempt (an emitter's generation) whose
@@ -88,13 +93,14 @@ func liveRows[T any](w *Writer, rows []T, genOf func(T) uint64) []T {
 	return out
 }
 
-// NewWriter returns a writer; call Start before use and Stop to flush.
-func NewWriter(store Store, cfg WriterConfig, log *zap.Logger, m *Metrics) *Writer {
+// NewWriter returns the writer of worker's rows; call Start before use and
+// Stop to flush.
+func NewWriter(store Store, worker string, cfg WriterConfig, log *zap.Logger, m *Metrics) *Writer {
 	cfg.defaults()
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &Writer{store: store, cfg: cfg, log: log, metrics: m,
+	return &Writer{store: store, worker: worker, cfg: cfg, log: log, metrics: m,
 		queue: make(chan item, cfg.BufferSize), done: make(chan struct{})}
 }
 
@@ -259,67 +265,64 @@ func (w *Writer) drainReady(events *[]Event, steps *[]Step, barriers *[]chan str
 	}
 }
 
-// write inserts one batch, retrying transient failures with jittered backoff
-// until it succeeds or the writer is hard-stopped. Retrying is safe: both
-// inserts are idempotent. A permanent failure (a row the database rejects)
-// is narrowed down by halving the batch, so only the bad row is dropped, and
-// loudly, while the rest of the batch is stored.
+// write stores one batch in one call, retrying transient failures with
+// jittered backoff until it succeeds or the writer is hard-stopped. Retrying
+// is safe: the write is idempotent. A permanent failure (a row the database
+// rejects) is narrowed down by halving the batch, so only the bad row is
+// dropped, and loudly, while the rest of the batch is stored.
 func (w *Writer) write(events []Event, steps []Step, oldest time.Time) {
 	steps = lastStepPerIdx(steps)
-	w.writeEvents(events)
-	w.writeSteps(steps)
+	w.writeRows(events, steps)
 	if w.metrics != nil {
 		w.metrics.EventRows.Add(float64(len(events)))
 		w.metrics.FlushLatency.Observe(time.Since(oldest).Seconds())
 	}
 }
 
-func (w *Writer) writeEvents(events []Event) {
-	if len(events) == 0 {
+func (w *Writer) writeRows(events []Event, steps []Step) {
+	if len(events)+len(steps) == 0 {
 		return
 	}
-	err := w.retry("events", func(ctx context.Context) error {
-		live := liveRows(w, events, func(e Event) uint64 { return e.gen })
-		if len(live) == 0 {
+	var refused []Lease
+	err := w.retry("rows", func(ctx context.Context) error {
+		rows := Rows{
+			Events: liveRows(w, events, func(e Event) uint64 { return e.gen }),
+			Steps:  liveRows(w, steps, func(s Step) uint64 { return s.gen }),
+		}
+		if len(rows.Events)+len(rows.Steps) == 0 {
 			return nil
 		}
-		return w.store.AppendEvents(ctx, live)
+		var err error
+		refused, err = w.store.AppendRows(ctx, w.worker, rows)
+		return err
 	})
 	if err == nil || w.ctx.Err() != nil {
+		if len(refused) > 0 {
+			w.log.Warn("rows refused by the database: these attempts no longer hold their runs",
+				zap.Int("leases", len(refused)), zap.String("run_id", refused[0].RunID), zap.Int("attempt", refused[0].Attempt))
+			if w.onRefused != nil {
+				w.onRefused(refused)
+			}
+		}
 		return
 	}
-	if len(events) == 1 {
+	switch {
+	case len(events)+len(steps) == 1 && len(events) == 1:
 		w.log.Error("event rejected by the database; dropped", zap.String("run_id", events[0].RunID),
 			zap.Int("seq", events[0].Seq), zap.Error(err))
-		return
-	}
-	half := len(events) / 2
-	w.writeEvents(events[:half])
-	w.writeEvents(events[half:])
-}
-
-func (w *Writer) writeSteps(steps []Step) {
-	if len(steps) == 0 {
-		return
-	}
-	err := w.retry("steps", func(ctx context.Context) error {
-		live := liveRows(w, steps, func(s Step) uint64 { return s.gen })
-		if len(live) == 0 {
-			return nil
-		}
-		return w.store.UpsertSteps(ctx, live)
-	})
-	if err == nil || w.ctx.Err() != nil {
-		return
-	}
-	if len(steps) == 1 {
+	case len(events)+len(steps) == 1:
 		w.log.Error("run step rejected by the database; dropped", zap.String("run_id", steps[0].RunID),
 			zap.Int("idx", steps[0].Idx), zap.Error(err))
-		return
+	case len(events) > 0 && len(steps) > 0:
+		w.writeRows(events, nil)
+		w.writeRows(nil, steps)
+	case len(events) > 0:
+		w.writeRows(events[:len(events)/2], nil)
+		w.writeRows(events[len(events)/2:], nil)
+	default:
+		w.writeRows(nil, steps[:len(steps)/2])
+		w.writeRows(nil, steps[len(steps)/2:])
 	}
-	half := len(steps) / 2
-	w.writeSteps(steps[:half])
-	w.writeSteps(steps[half:])
 }
 
 // retry calls fn until it succeeds, fails permanently (returned), or the

@@ -47,18 +47,25 @@ func benchWriter(b *testing.B, runs int, emit func(em *executor.Emitter, i int) 
 	store, err := supabase.NewPGStore(ctx, supabase.PGConfig{URL: db.URL})
 	require.NoError(b, err)
 	b.Cleanup(store.Close)
+	for range runs {
+		_, err := db.Pool.Exec(ctx, `INSERT INTO runs (env, kind, lane) VALUES ('dev', 'deploy', 'bench')`)
+		require.NoError(b, err)
+	}
+	claimed, err := store.ClaimRuns(ctx, executor.ClaimRequest{Worker: "bench", Lane: "bench", Limit: runs, LeaseFor: time.Hour})
+	require.NoError(b, err)
+	require.Len(b, claimed, runs)
 	ids := make([]string, runs)
-	for i := range ids {
-		require.NoError(b, db.Pool.QueryRow(ctx, `INSERT INTO runs (env, kind) VALUES ('dev', 'deploy') RETURNING id`).Scan(&ids[i]))
+	for i, r := range claimed {
+		ids[i] = r.ID
 	}
 	m := executor.NewMetrics()
-	w := executor.NewWriter(store, executor.WriterConfig{}, nil, m)
+	w := executor.NewWriter(store, "bench", executor.WriterConfig{}, nil, m)
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	w.Start(wctx)
 	emitters := make([]*executor.Emitter, runs)
 	for i, id := range ids {
-		emitters[i] = w.NewEmitter(ctx, id, 1, 10, nil)
+		emitters[i] = w.NewEmitter(ctx, id, 1, 1, 10, nil)
 	}
 
 	b.ResetTimer()

@@ -26,6 +26,7 @@ type deployRunbook struct {
 	// validate
 	project, repo, ref, target string
 	runMigrations              bool
+	targets                    []executor.Target
 
 	// preflight
 	vc       *vercel.Client
@@ -44,7 +45,12 @@ type deployRunbook struct {
 var (
 	_ executor.DryRunner      = (*deployRunbook)(nil)
 	_ executor.PhaseTimeouter = (*deployRunbook)(nil)
+	_ executor.Targeter       = (*deployRunbook)(nil)
 )
+
+// Targets: the Vercel project and target are written; the repository is
+// read, and written when the migrations workflow is dispatched on it.
+func (d *deployRunbook) Targets() []executor.Target { return d.targets }
 
 // PhaseTimeout: the action waits for the migrations workflow, verify for the build.
 func (d *deployRunbook) PhaseTimeout(phase string) time.Duration {
@@ -81,6 +87,14 @@ func (d *deployRunbook) Validate(ctx context.Context, rc *executor.RunContext) e
 	if err := p.err(); err != nil {
 		return err
 	}
+	var err error
+	if d.targets, err = d.c.resolveTargets(d.run, []executor.Target{
+		newTarget(targetVercelProject, d.project, p.inputOrigin("project"), true),
+		vercelDeployTarget(d.target, p.inputOrigin("target")),
+		newTarget(targetRepo, d.repo, p.inputOrigin("repo"), d.runMigrations),
+	}); err != nil {
+		return err
+	}
 	p.report(rc)
 	return rc.Info(srcSystem, fmt.Sprintf("deploy Vercel project %s to %s from %s@%s%s", d.project, targetName(d.target),
 		orDefault(d.repo, "(the project's repository)"), orDefault(d.ref, "(the production branch)"), when(d.runMigrations, ", migrations first")),
@@ -110,6 +124,12 @@ func (d *deployRunbook) Preflight(ctx context.Context, rc *executor.RunContext) 
 	_ = rc.Info(srcVercel, fmt.Sprintf("project %s (%s) reachable", d.proj.Name, d.proj.ID), map[string]any{"framework": d.proj.Framework, "linked": link != nil})
 	if d.repo == "" && link != nil && link.Org != "" {
 		d.repo = link.Org + "/" + link.Repo
+		linked, err := d.c.resolveTargets(d.run, []executor.Target{
+			newTarget(targetRepo, d.repo, "the Git link of Vercel project "+d.proj.Name, d.runMigrations)})
+		if err != nil {
+			return err
+		}
+		d.targets = append(d.targets, linked...)
 	}
 	if d.repo == "" {
 		return fmt.Errorf("no repository to deploy from: give input repo, set integrations.github.repo, or connect project %s to a Git repository", d.proj.Name)
@@ -133,8 +153,10 @@ func (d *deployRunbook) Preflight(ctx context.Context, rc *executor.RunContext) 
 		_ = rc.Info(srcVercel, "latest deployment: "+describeDeployment(&latest[0]), nil)
 	}
 	if d.sha, err = d.gh.GetRef(ctx, d.repo, d.ref); err != nil {
+		// A missing ref (422) and a repository that is missing or hidden
+		// from the token (404) are told apart, with GitHub's own message.
 		if errors.Is(err, github.ErrRefNotFound) {
-			return fmt.Errorf("ref %q does not exist in %s", d.ref, d.repo)
+			return fmt.Errorf("ref %q does not exist in %s: %w", d.ref, d.repo, err)
 		}
 		return err
 	}
@@ -189,12 +211,17 @@ func (d *deployRunbook) Action(ctx context.Context, rc *executor.RunContext) err
 		}
 	}
 	owner, name := splitRepo(d.repo)
+	gs := &vercel.GitSource{Org: owner, Repo: name, Ref: d.ref, SHA: d.sha}
+	if l := d.proj.Link; l != nil && strings.EqualFold(l.Org+"/"+l.Repo, d.repo) {
+		// Vercel wants the gitSource of the project's own link type.
+		gs.Type, gs.RepoID = l.Type, l.RepoID
+	}
 	args, _ := json.Marshal(map[string]any{"project": d.proj.Name, "target": targetName(d.target), "repo": d.repo, "ref": d.ref, "sha": d.sha})
 	return rc.Step(ctx, executor.StepSpec{ID: "deploy", Title: "Create the Vercel deployment", Kind: "tool", Tool: "vercel", Action: "deploy", Args: args},
 		func(ctx context.Context) error {
 			dep, err := d.vc.CreateDeployment(ctx, vercel.CreateDeploymentRequest{
 				Name: d.proj.Name, Project: d.proj.ID, Target: d.target,
-				GitSource: &vercel.GitSource{Org: owner, Repo: name, Ref: d.ref, SHA: d.sha},
+				GitSource: gs,
 				Meta:      map[string]string{"opsdRunId": d.run.ID},
 			})
 			if err != nil {

@@ -128,6 +128,48 @@ func TestDeploy(t *testing.T) {
 			},
 		},
 		{
+			// GitHub rate-limits the wait for the migrations run twice, once
+			// per documented kind; the deploy waits them out and goes on.
+			name: "migrations_survive_rate_limits", status: "success",
+			run: runSpec{kind: "deploy", env: "dev", input: `{"runMigrations":true}`},
+			setup: func(w *world) {
+				w.gh.Fail(githubtest.Failure{Method: "GET", Path: "/repos/acme/web/actions/runs/", RateLimit: true, Reset: time.Second})
+				w.gh.Fail(githubtest.Failure{Method: "GET", Path: "/repos/acme/web/actions/runs/", Secondary: true, Status: 429, RetryAfter: time.Second})
+			},
+			check: func(w *world, id string) {
+				require.Len(w.t, w.gh.Dispatches(testRepo), 1)
+				require.Equal(w.t, 1, deployCreates(w), "the deployment followed the migrations")
+				require.True(w.t, w.hasEvent(id, "-> 403"), "the primary limit was seen")
+				require.True(w.t, w.hasEvent(id, "-> 429"), "the secondary limit was seen")
+			},
+		},
+		{
+			name: "verify_failure_blocked", status: "error", msg: "ended BLOCKED",
+			run: staging, setup: func(w *world) { w.vercel.SetBuildOutcome("BLOCKED") },
+			check: func(w *world, id string) {
+				gets := 0
+				for _, r := range w.vercel.Requests() {
+					if r.Method == "GET" && strings.HasPrefix(r.Path, "/v13/deployments/") {
+						gets++
+					}
+				}
+				require.Equal(w.t, 2, gets, "BUILDING, then BLOCKED ends the wait on that poll")
+			},
+		},
+		{
+			name: "preflight_failure_missing_repo", status: "error", msg: "repository not found or not accessible with this token",
+			run: runSpec{kind: "deploy", env: "dev", input: `{"repo":"acme/gone","branch":"main"}`},
+			setup: func(w *world) {
+				w.deps.Policy.Envs = map[string]Allowlist{"dev": {GitHubRepos: []string{"acme/gone"}}}
+			},
+			check: func(w *world, id string) {
+				noDeployment(w, id)
+				_, msg := w.finish(id)
+				require.NotContains(w.t, msg, "does not exist", "a missing repository is not a missing ref")
+				require.Contains(w.t, msg, "404")
+			},
+		},
+		{
 			name: "cancel_during_action", status: "canceled", msg: "canceled by operator during action",
 			run: staging,
 			setup: func(w *world) {

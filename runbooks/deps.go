@@ -14,20 +14,22 @@ import (
 	supabaseadapter "github.com/opscontrolroom/opsd/adapters/supabase"
 	"github.com/opscontrolroom/opsd/adapters/vercel"
 	"github.com/opscontrolroom/opsd/executor"
-	"github.com/opscontrolroom/opsd/internal/config"
 )
 
 // Deps is what the runbooks are built from.
 type Deps struct {
 	// Store is the daemon's store (templates, spec_docs).
 	Store executor.Store
-	// Integrations is the `integrations:` configuration: tokens, API URLs,
-	// targets per env, the URL allowlist and run input defaults.
-	Integrations config.Integrations
+	// Integrations are tokens, API URLs, targets per env, the URL allowlist
+	// and run input defaults.
+	Integrations Integrations
+	// Policy widens, per env, what runs may touch beyond what Integrations
+	// names for the env, and marks production targets.
+	Policy Policy
 	// DefaultSupabase is the project opsd runs against (SUPABASE_URL,
 	// SUPABASE_SERVICE_ROLE_KEY, DATABASE_URL), used for an env that has no
 	// integrations.supabase.<env> target of its own.
-	DefaultSupabase config.SupabaseTarget
+	DefaultSupabase SupabaseTarget
 	// Redactor cleans text that leaves by other ways than the run's events
 	// and artifacts (which the executor redacts): GitHub issue, pull request
 	// and commit contents, and spec_docs rows. Default: no redaction.
@@ -56,8 +58,9 @@ func New(d Deps) *Resolver {
 	}
 	c := &clients{deps: d, cfg: d.Integrations, supabase: map[string]*supabaseadapter.Client{}}
 	return &Resolver{
-		Store: d.Store,
-		Tools: newTools(c),
+		Store:   d.Store,
+		clients: c,
+		Tools:   newTools(c),
 		Kinds: map[string]KindFunc{
 			"deploy":      func(run *executor.Run) executor.Runbook { return &deployRunbook{c: c, run: run} },
 			"healthcheck": func(run *executor.Run) executor.Runbook { return &healthRunbook{c: c, run: run} },
@@ -77,7 +80,7 @@ func (noRedaction) JSON(b json.RawMessage) json.RawMessage { return b }
 // need an integration never requires it to be configured.
 type clients struct {
 	deps Deps
-	cfg  config.Integrations
+	cfg  Integrations
 
 	mu       sync.Mutex
 	vercel   *vercel.Client
@@ -161,7 +164,7 @@ func (c *clients) DigitalOcean() (*digitalocean.Client, error) {
 
 // supabaseTarget is env's Supabase project: integrations.supabase.<env>,
 // else the project opsd runs against.
-func (c *clients) supabaseTarget(env string) (config.SupabaseTarget, bool) {
+func (c *clients) supabaseTarget(env string) (SupabaseTarget, bool) {
 	for k, t := range c.cfg.Supabase {
 		if strings.EqualFold(k, env) && (t.URL != "" || t.DatabaseURL != "") {
 			return t, true

@@ -19,7 +19,6 @@ import (
 	"github.com/opscontrolroom/opsd/adapters/supabase/supabasetest"
 	"github.com/opscontrolroom/opsd/adapters/vercel/verceltest"
 	"github.com/opscontrolroom/opsd/executor"
-	"github.com/opscontrolroom/opsd/internal/config"
 	"github.com/opscontrolroom/opsd/internal/pgtest"
 	"github.com/opscontrolroom/opsd/supabase"
 )
@@ -80,18 +79,20 @@ func newWorld(t *testing.T) *world {
 	w.do.AddDroplet(dotest.Droplet{Name: "web-1", Tags: []string{"web"}, PublicIPv4: "203.0.113.10"})
 
 	w.sb = supabasetest.New(t)
-	target := config.SupabaseTarget{URL: w.sb.URL, Key: w.sb.Key}
+	target := SupabaseTarget{URL: w.sb.URL, Key: w.sb.Key}
 	w.deps = Deps{
 		Store: s,
-		Integrations: config.Integrations{
-			Vercel:       config.VercelConfig{Token: verceltest.DefaultToken, APIURL: w.vercel.URL, Project: "web"},
-			GitHub:       config.GitHubConfig{Token: githubtest.DefaultToken, APIURL: w.gh.URL, Repo: testRepo, MigrationsWorkflow: "migrate.yml"},
-			DigitalOcean: config.DigitalOceanConfig{Token: dotest.DefaultToken, APIURL: w.do.URL, Tag: "web"},
-			Supabase:     map[string]config.SupabaseTarget{"prod": target, "staging": target, "dev": target},
+		Integrations: Integrations{
+			Vercel:       VercelOptions{Token: verceltest.DefaultToken, APIURL: w.vercel.URL, Project: "web"},
+			GitHub:       GitHubOptions{Token: githubtest.DefaultToken, APIURL: w.gh.URL, Repo: testRepo, MigrationsWorkflow: "migrate.yml"},
+			DigitalOcean: DigitalOceanOptions{Token: dotest.DefaultToken, APIURL: w.do.URL, Tag: "web"},
+			Supabase:     map[string]SupabaseTarget{"prod": target, "staging": target, "dev": target},
 			URLAllowlist: []string{"127.0.0.1"},
 		},
-		HTTP: adapters.Options{Timeout: 5 * time.Second, MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond},
-		Poll: 10 * time.Millisecond,
+		// The schema_sync scenarios compare dev with staging.
+		Policy: Policy{Envs: map[string]Allowlist{"dev": {Databases: []string{"staging"}}}},
+		HTTP:   adapters.Options{Timeout: 5 * time.Second, MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond},
+		Poll:   10 * time.Millisecond,
 	}
 	w.cfg = executor.Config{
 		WorkerID: fmt.Sprintf("rb-%d", workerSeq.Add(1)), LaneConcurrency: 4,

@@ -19,8 +19,9 @@ type healthRunbook struct {
 	c   *clients
 	run *executor.Run
 
-	repo string
-	urls []string
+	repo    string
+	urls    []string
+	targets []executor.Target
 
 	checks  []healthCheck
 	results []checkResult
@@ -30,7 +31,12 @@ type healthRunbook struct {
 var (
 	_ executor.DryRunner      = (*healthRunbook)(nil)
 	_ executor.PhaseTimeouter = (*healthRunbook)(nil)
+	_ executor.Targeter       = (*healthRunbook)(nil)
 )
+
+// Targets: the repository whose CI is read, and the env's database; input
+// URLs are governed by integrations.url_allowlist instead.
+func (h *healthRunbook) Targets() []executor.Target { return h.targets }
 
 // PhaseTimeout keeps a health check short.
 func (h *healthRunbook) PhaseTimeout(phase string) time.Duration {
@@ -53,6 +59,13 @@ func (h *healthRunbook) Validate(ctx context.Context, rc *executor.RunContext) e
 		}
 	}
 	if err := p.err(); err != nil {
+		return err
+	}
+	var err error
+	if h.targets, err = h.c.resolveTargets(h.run, []executor.Target{
+		newTarget(targetRepo, h.repo, p.inputOrigin("repo"), false),
+		newTarget(targetDatabase, h.run.Env, "", false),
+	}); err != nil {
 		return err
 	}
 	p.report(rc)

@@ -11,7 +11,6 @@ import (
 
 	"github.com/opscontrolroom/opsd/adapters/digitalocean/dotest"
 	"github.com/opscontrolroom/opsd/adapters/vercel/verceltest"
-	"github.com/opscontrolroom/opsd/internal/config"
 )
 
 func report(w *world, id string) string {
@@ -35,8 +34,8 @@ func TestHealthcheck(t *testing.T) {
 	t.Cleanup(site.Close)
 	run := runSpec{kind: "healthcheck", env: "prod", input: `{"urls":["` + site.URL + `/up"]}`}
 	unconfigured := func(w *world) {
-		w.deps.Integrations = config.Integrations{}
-		w.deps.DefaultSupabase = config.SupabaseTarget{}
+		w.deps.Integrations = Integrations{}
+		w.deps.DefaultSupabase = SupabaseTarget{}
 	}
 	scenarios := []scenario{
 		{

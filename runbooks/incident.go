@@ -23,6 +23,7 @@ type incidentRunbook struct {
 	run *executor.Run
 
 	repo, branch, project, notes string
+	targets                      []executor.Target
 
 	gh     *github.Client
 	triage *triage
@@ -34,7 +35,12 @@ type incidentRunbook struct {
 var (
 	_ executor.DryRunner      = (*incidentRunbook)(nil)
 	_ executor.PhaseTimeouter = (*incidentRunbook)(nil)
+	_ executor.Targeter       = (*incidentRunbook)(nil)
 )
+
+// Targets: the repository the issue is opened in; the Vercel project is
+// only read (triage).
+func (in *incidentRunbook) Targets() []executor.Target { return in.targets }
 
 // PhaseTimeout: triage reads logs and lists runs; the rest is a few calls.
 func (in *incidentRunbook) PhaseTimeout(phase string) time.Duration {
@@ -56,6 +62,13 @@ func (in *incidentRunbook) Validate(ctx context.Context, rc *executor.RunContext
 	in.project = p.str([]string{"project"}, v.Projects[in.run.Env], v.Project)
 	in.notes = p.text("notes")
 	if err := p.err(); err != nil {
+		return err
+	}
+	var err error
+	if in.targets, err = in.c.resolveTargets(in.run, []executor.Target{
+		newTarget(targetRepo, in.repo, p.inputOrigin("repo"), true),
+		newTarget(targetVercelProject, in.project, p.inputOrigin("project"), false),
+	}); err != nil {
 		return err
 	}
 	p.report(rc)

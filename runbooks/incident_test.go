@@ -92,6 +92,9 @@ func TestIncident(t *testing.T) {
 		{
 			name: "preflight_failure_repo_unreachable", status: "error", msg: "repository acme/nope is not reachable",
 			run: runSpec{kind: "incident", env: "prod", input: `{"repo":"acme/nope"}`}, check: noIssue,
+			setup: func(w *world) {
+				w.deps.Policy.Envs = map[string]Allowlist{"prod": {GitHubRepos: []string{"acme/nope"}}}
+			},
 		},
 		{
 			name: "preflight_failure_not_configured", status: "error", msg: "GitHub is not configured: set GITHUB_TOKEN",

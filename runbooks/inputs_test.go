@@ -8,7 +8,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/opscontrolroom/opsd/executor"
-	"github.com/opscontrolroom/opsd/internal/config"
 )
 
 func paramsFor(input, plan string, defaults map[string]any) *params {
@@ -16,7 +15,7 @@ func paramsFor(input, plan string, defaults map[string]any) *params {
 	if plan != "" {
 		run.Plan = json.RawMessage(plan)
 	}
-	c := &clients{cfg: config.Integrations{Defaults: defaults}}
+	c := &clients{cfg: Integrations{Defaults: defaults}}
 	return c.params(&executor.RunContext{Run: run, Inputs: executor.MergeInputs(run)})
 }
 

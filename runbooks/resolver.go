@@ -23,8 +23,9 @@ type Resolver struct {
 	Tools Tools
 	Kinds map[string]KindFunc
 
-	mu    sync.Mutex
-	cache map[string]cachedTemplate
+	clients *clients // classifies and allowlists template targets; nil: no tools
+	mu      sync.Mutex
+	cache   map[string]cachedTemplate
 }
 
 type cachedTemplate struct {
@@ -46,7 +47,7 @@ func (r *Resolver) Resolve(ctx context.Context, run *executor.Run) (executor.Run
 		if err != nil {
 			return nil, err
 		}
-		return &TemplateRunbook{Source: c.tpl, Tools: r.Tools, parsed: c.parsed, parseErr: c.parseErr}, nil
+		return &TemplateRunbook{Source: c.tpl, Tools: r.Tools, parsed: c.parsed, parseErr: c.parseErr, clients: r.clients}, nil
 	}
 	if k, ok := r.Kinds[run.Kind]; ok {
 		return k(run), nil

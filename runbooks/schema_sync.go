@@ -27,6 +27,7 @@ type schemaSyncRunbook struct {
 	from, to, schema string
 	openPR           bool
 	repo, base       string
+	targets          []executor.Target
 
 	fromURL, toURL string
 	changes        []supabaseadapter.Change
@@ -42,7 +43,12 @@ type schemaSyncRunbook struct {
 var (
 	_ executor.DryRunner      = (*schemaSyncRunbook)(nil)
 	_ executor.PhaseTimeouter = (*schemaSyncRunbook)(nil)
+	_ executor.Targeter       = (*schemaSyncRunbook)(nil)
 )
+
+// Targets: both databases are read (introspection); the repository is
+// written when a pull request is asked for.
+func (s *schemaSyncRunbook) Targets() []executor.Target { return s.targets }
 
 // PhaseTimeout: introspection of a large schema takes a while.
 func (s *schemaSyncRunbook) PhaseTimeout(phase string) time.Duration {
@@ -78,6 +84,17 @@ func (s *schemaSyncRunbook) Validate(ctx context.Context, rc *executor.RunContex
 	s.base = p.str([]string{"branch"})
 	p.shape("branch", s.base, refPattern, expectRef)
 	if err := p.err(); err != nil {
+		return err
+	}
+	raw := []executor.Target{
+		newTarget(targetDatabase, s.from, p.inputOrigin("from"), false),
+		newTarget(targetDatabase, s.to, p.inputOrigin("to", "target"), false),
+	}
+	if s.openPR {
+		raw = append(raw, newTarget(targetRepo, s.repo, p.inputOrigin("repo"), true))
+	}
+	var err error
+	if s.targets, err = s.c.resolveTargets(s.run, raw); err != nil {
 		return err
 	}
 	p.report(rc)

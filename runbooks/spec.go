@@ -20,6 +20,7 @@ type specRunbook struct {
 
 	target, repo, base string
 	files              []specFile
+	targets            []executor.Target
 
 	gh     *github.Client
 	branch string
@@ -30,7 +31,11 @@ type specRunbook struct {
 var (
 	_ executor.DryRunner      = (*specRunbook)(nil)
 	_ executor.PhaseTimeouter = (*specRunbook)(nil)
+	_ executor.Targeter       = (*specRunbook)(nil)
 )
+
+// Targets: the repository the pull request is opened in.
+func (s *specRunbook) Targets() []executor.Target { return s.targets }
 
 // PhaseTimeout: every phase is a handful of API calls.
 func (s *specRunbook) PhaseTimeout(phase string) time.Duration {
@@ -64,9 +69,12 @@ func (s *specRunbook) Validate(ctx context.Context, rc *executor.RunContext) err
 	if err := p.err(); err != nil {
 		return err
 	}
+	var err error
+	if s.targets, err = s.c.resolveTargets(s.run, []executor.Target{newTarget(targetRepo, s.repo, p.inputOrigin("repo"), true)}); err != nil {
+		return err
+	}
 	p.report(rc)
 	d := newSpecData(s.target, s.repo, s.run.Env, s.run.ID, s.c.deps.Now().UTC().Format("2006-01-02"), intent, notes)
-	var err error
 	if s.files, err = renderSpec(d, "specs/"+s.target); err != nil {
 		return err
 	}
@@ -126,7 +134,7 @@ func (s *specRunbook) Action(ctx context.Context, rc *executor.RunContext) error
 	err := rc.Step(ctx, executor.StepSpec{ID: "spec_docs", Title: "Save the spec in spec_docs", Args: args}, func(ctx context.Context) error {
 		for _, f := range s.files {
 			slug := s.target + "/" + f.Name
-			if err := s.c.deps.Store.UpsertSpecDoc(ctx, slug, f.Name+".md", s.c.redact(f.Content)); err != nil {
+			if err := s.c.deps.Store.UpsertSpecDoc(ctx, rc.Lease(), slug, f.Name+".md", s.c.redact(f.Content)); err != nil {
 				return fmt.Errorf("save spec doc %s: %w", slug, err)
 			}
 		}

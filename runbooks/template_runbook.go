@@ -20,6 +20,10 @@ type ToolAction func(ctx context.Context, rc *executor.RunContext, args map[stri
 type Tool struct {
 	Check func(args map[string]any) error // nil: any args
 	Run   ToolAction
+	// Targets says what the action touches, from its checked args and the
+	// run's env; each target's Input names the arg (args.project). nil:
+	// nothing a policy governs.
+	Targets func(args map[string]any, env string) []executor.Target
 }
 
 // Tools maps "tool.action" to its implementation.
@@ -116,8 +120,11 @@ type TemplateRunbook struct {
 	Source *executor.Template
 	Tools  Tools
 
-	tpl   *Template
-	steps []resolvedStep
+	tpl     *Template
+	steps   []resolvedStep
+	targets []executor.Target
+
+	clients *clients // classifies and allowlists targets; nil: targets as the tools give them
 
 	// parsed is the template already parsed by the Resolver's cache (it is
 	// never modified), so a template is not re-parsed for every run.
@@ -131,7 +138,13 @@ type resolvedStep struct {
 	tool Tool
 }
 
-var _ executor.DryRunner = (*TemplateRunbook)(nil)
+var (
+	_ executor.DryRunner = (*TemplateRunbook)(nil)
+	_ executor.Targeter  = (*TemplateRunbook)(nil)
+)
+
+// Targets are what the template's tool steps touch, after interpolation.
+func (t *TemplateRunbook) Targets() []executor.Target { return t.targets }
 
 // Validate parses the template and resolves the run's inputs into each step.
 func (t *TemplateRunbook) Validate(ctx context.Context, rc *executor.RunContext) error {
@@ -146,7 +159,8 @@ func (t *TemplateRunbook) Validate(ctx context.Context, rc *executor.RunContext)
 	if err != nil {
 		return fmt.Errorf("%w: %v", executor.ErrValidation, err)
 	}
-	t.tpl, t.steps = tpl, nil
+	t.tpl, t.steps, t.targets = tpl, nil, nil
+	var raw []executor.Target
 	for _, s := range tpl.Steps {
 		args, err := Interpolate(s.Args, inputs)
 		if err != nil {
@@ -162,6 +176,18 @@ func (t *TemplateRunbook) Validate(ctx context.Context, rc *executor.RunContext)
 			}
 		}
 		t.steps = append(t.steps, resolvedStep{TemplateStep: s, args: args, tool: tool})
+		if tool.Targets != nil {
+			for _, tg := range tool.Targets(args, rc.Run.Env) {
+				tg.Input = strings.TrimSpace("step " + s.ID + " " + tg.Input)
+				raw = append(raw, tg)
+			}
+		}
+	}
+	t.targets = raw
+	if t.clients != nil {
+		if t.targets, err = t.clients.resolveTargets(rc.Run, raw); err != nil {
+			return err
+		}
 	}
 	return rc.Info("System", fmt.Sprintf("template %s: %d steps, inputs valid", t.Source.Slug, len(t.steps)), nil)
 }

@@ -40,15 +40,15 @@ func tool[P any](name string, parse func(a *argReader) P, run func(ctx context.C
 // newTools registers the template tool actions.
 func newTools(c *clients) Tools {
 	return Tools{
-		"vercel.deploy":         c.vercelDeployTool(),
-		"vercel.latest":         c.vercelLatestTool(),
-		"github.dispatch":       c.githubDispatchTool(),
-		"github.ci":             c.githubCITool(),
-		"github.pr":             c.githubPRTool(),
-		"github.issue":          c.githubIssueTool(),
-		"digitalocean.droplets": c.dropletsTool(),
+		"vercel.deploy":         withTargets(c.vercelDeployTool(), vercelDeployTargets),
+		"vercel.latest":         withTargets(c.vercelLatestTool(), argTarget(targetVercelProject, "project", false)),
+		"github.dispatch":       withTargets(c.githubDispatchTool(), argTarget(targetRepo, "repo", true)),
+		"github.ci":             withTargets(c.githubCITool(), argTarget(targetRepo, "repo", false)),
+		"github.pr":             withTargets(c.githubPRTool(), argTarget(targetRepo, "repo", true)),
+		"github.issue":          withTargets(c.githubIssueTool(), argTarget(targetRepo, "repo", true)),
+		"digitalocean.droplets": withTargets(c.dropletsTool(), dropletTargets),
 		"http.check":            c.httpCheckTool(),
-		"supabase.health":       c.supabaseHealthTool(),
+		"supabase.health":       withTargets(c.supabaseHealthTool(), supabaseHealthTargets),
 	}
 }
 

@@ -97,6 +97,12 @@ func TestOperationsPermissionMatrix(t *testing.T) {
 			seq++
 			return map[string]any{"name": fmt.Sprintf("ano-%d", seq), "cron": "@daily", "env": "dev", "kind": "spec", "created_by": permUserB}
 		}, serviceOnly},
+		{"insert run_schedules with input", http.MethodPost, "run_schedules", none, func(opsFixture) any {
+			seq++
+			return map[string]any{"name": fmt.Sprintf("inp-%d", seq), "cron": "@daily", "env": "prod", "kind": "deploy", "input": map[string]any{"target": "production"}}
+		}, serviceOnly},
+		{"update run_schedules template_id: shared", http.MethodPatch, "run_schedules", byID(schedShared),
+			obj("template_id", "00000000-0000-4000-8000-000000000001"), serviceOnly},
 		{"insert run_schedules bad cron", http.MethodPost, "run_schedules", none, obj("name", "bad", "cron", "@every 0s", "env", "dev", "kind", "spec"),
 			[4]string{permReject, permReject, permReject, permReject}},
 		{"update run_schedules: A's (pause)", http.MethodPatch, "run_schedules", byID(schedA), obj("enabled", false), owner},

@@ -94,10 +94,10 @@ func TestOperationsBothStores(t *testing.T) {
 			for _, e := range entries {
 				actions = append(actions, e.Action+" "+e.Actor)
 			}
-			require.Contains(t, actions, "schedule.created ops@host")
-			require.Contains(t, actions, "schedule.paused ops@host")
-			require.Contains(t, actions, "retried ops@host")
-			require.Contains(t, actions, "schedule.deleted ops@host")
+			require.Contains(t, actions, "schedule.created operator:ops@host")
+			require.Contains(t, actions, "schedule.paused operator:ops@host")
+			require.Contains(t, actions, "retried operator:ops@host")
+			require.Contains(t, actions, "schedule.deleted operator:ops@host")
 			byRun, err := ops.Audit(ctx, executor.AuditQuery{RunID: newID})
 			require.NoError(t, err)
 			require.Len(t, byRun, 1)

@@ -76,14 +76,25 @@ func newPermFixture(t *testing.T, pool *pgxpool.Pool) permFixture {
 	require.NoError(t, err)
 	_, err = pool.Exec(ctx, `UPDATE runs SET status = 'success', finished_at = now() WHERE id = $1`, fx.runDone)
 	require.NoError(t, err)
+	// Rows of a queued run exist only by the database's own hand: seed them
+	// with the fence lifted, as the system's functions do.
+	tx, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(ctx) }()
+	_, err = tx.Exec(ctx, `SELECT public.opsd_fenced_write(true)`)
+	require.NoError(t, err)
 	for _, r := range []string{fx.runA, fx.runARunning} {
-		_, err = pool.Exec(ctx, `INSERT INTO run_events (run_id, seq, level, source, message) VALUES ($1, 1, 'info', 'System', 'e')`, r)
+		_, err = tx.Exec(ctx, `INSERT INTO run_events (run_id, seq, level, source, message) VALUES ($1, 1, 'info', 'System', 'e')`, r)
 		require.NoError(t, err)
-		_, err = pool.Exec(ctx, `INSERT INTO artifacts (run_id, kind, title, value) VALUES ($1, 'file', 't', 'v')`, r)
+		_, err = tx.Exec(ctx, `INSERT INTO artifacts (run_id, kind, title, value) VALUES ($1, 'file', 't', 'v')`, r)
 		require.NoError(t, err)
-		_, err = pool.Exec(ctx, `INSERT INTO run_steps (run_id, idx, step_id, title) VALUES ($1, 0, 's', 't')`, r)
+		_, err = tx.Exec(ctx, `INSERT INTO run_steps (run_id, idx, step_id, title) VALUES ($1, 0, 's', 't')`, r)
 		require.NoError(t, err)
 	}
+	require.NoError(t, tx.Commit(ctx))
+	// User B is an approver; user A is not.
+	_, err = pool.Exec(ctx, `INSERT INTO approvers (user_id, name) VALUES ($1, 'user B') ON CONFLICT DO NOTHING`, permUserB)
+	require.NoError(t, err)
 	fx.slug = fmt.Sprintf("tpl-%d", n)
 	q(&fx.template, `INSERT INTO run_templates (slug, title, template_yaml) VALUES ($1, 't', 'version: 1') RETURNING id`, fx.slug)
 	fx.specSlug = fmt.Sprintf("ops/spec-%d", n)
@@ -110,6 +121,8 @@ func byRun(id string) url.Values { return url.Values{"run_id": {"eq." + id}} }
 func permOps() []permOp {
 	all := [4]string{permAllow, permAllow, permAllow, permAllow}
 	serviceOnly := [4]string{permDeny, permDeny, permDeny, permAllow}
+	// Written only through the fenced functions: no role writes these rows directly.
+	nobody := [4]string{permDeny, permDeny, permDeny, permDeny}
 	owner := [4]string{permNone, permAllow, permNone, permAllow}
 	post := http.MethodPost
 	patch := http.MethodPatch
@@ -153,19 +166,19 @@ func permOps() []permOp {
 
 		{"insert run_events", post, "run_events", none, func(fx permFixture) any {
 			return map[string]any{"run_id": fx.runA, "seq": 2, "level": "info", "source": "System", "message": "forged"}
-		}, serviceOnly},
-		{"update run_events: A's", patch, "run_events", func(fx permFixture) url.Values { return byRun(fx.runA) }, m("message", "x"), serviceOnly},
-		{"delete run_events: A's", del, "run_events", func(fx permFixture) url.Values { return byRun(fx.runA) }, nil, serviceOnly},
+		}, nobody},
+		{"update run_events: A's", patch, "run_events", func(fx permFixture) url.Values { return byRun(fx.runA) }, m("message", "x"), nobody},
+		{"delete run_events: A's", del, "run_events", func(fx permFixture) url.Values { return byRun(fx.runA) }, nil, nobody},
 		{"insert artifacts", post, "artifacts", none, func(fx permFixture) any {
 			return map[string]any{"run_id": fx.runA, "kind": "link", "title": "t", "value": "https://evil.example"}
-		}, serviceOnly},
-		{"update artifacts: A's", patch, "artifacts", func(fx permFixture) url.Values { return byRun(fx.runA) }, m("value", "x"), serviceOnly},
-		{"delete artifacts: A's", del, "artifacts", func(fx permFixture) url.Values { return byRun(fx.runA) }, nil, serviceOnly},
+		}, nobody},
+		{"update artifacts: A's", patch, "artifacts", func(fx permFixture) url.Values { return byRun(fx.runA) }, m("value", "x"), nobody},
+		{"delete artifacts: A's", del, "artifacts", func(fx permFixture) url.Values { return byRun(fx.runA) }, nil, nobody},
 		{"insert run_steps", post, "run_steps", none, func(fx permFixture) any {
 			return map[string]any{"run_id": fx.runA, "idx": 1, "step_id": "s", "title": "t"}
-		}, serviceOnly},
-		{"update run_steps: A's", patch, "run_steps", func(fx permFixture) url.Values { return byRun(fx.runA) }, m("status", "succeeded"), serviceOnly},
-		{"delete run_steps: A's", del, "run_steps", func(fx permFixture) url.Values { return byRun(fx.runA) }, nil, serviceOnly},
+		}, nobody},
+		{"update run_steps: A's", patch, "run_steps", func(fx permFixture) url.Values { return byRun(fx.runA) }, m("status", "succeeded"), nobody},
+		{"delete run_steps: A's", del, "run_steps", func(fx permFixture) url.Values { return byRun(fx.runA) }, nil, nobody},
 		{"insert run_templates", post, "run_templates", none, func(fx permFixture) any {
 			return map[string]any{"slug": fx.slug + "-new", "title": "t", "template_yaml": "version: 1"}
 		}, serviceOnly},
@@ -173,10 +186,10 @@ func permOps() []permOp {
 		{"delete run_templates", del, "run_templates", func(fx permFixture) url.Values { return eq(fx.template) }, nil, serviceOnly},
 		{"insert spec_docs", post, "spec_docs", none, func(fx permFixture) any {
 			return map[string]any{"slug": fx.specSlug + "-new", "title": "t", "content": "c"}
-		}, serviceOnly},
+		}, nobody},
 		{"update spec_docs (Spec Kit editor)", patch, "spec_docs", func(fx permFixture) url.Values { return eq(fx.specDoc) }, m("content", "edited"), all},
 		{"update spec_docs slug", patch, "spec_docs", func(fx permFixture) url.Values { return eq(fx.specDoc) }, m("slug", "moved"), serviceOnly},
-		{"delete spec_docs", del, "spec_docs", func(fx permFixture) url.Values { return eq(fx.specDoc) }, nil, serviceOnly},
+		{"delete spec_docs", del, "spec_docs", func(fx permFixture) url.Values { return eq(fx.specDoc) }, nil, nobody},
 
 		rpc("claim_run", serviceOnly, m("p_worker", "w2", "p_lane", "P", "p_limit", 1)),
 		rpc("claim_runs", serviceOnly, m("p_worker", "w2", "p_limit", 1)),
@@ -194,11 +207,33 @@ func permOps() []permOp {
 		rpc("release_run", serviceOnly, func(fx permFixture) any {
 			return map[string]any{"p_run_id": fx.runARunning, "p_worker": "w", "p_attempt": 1}
 		}),
-		rpc("reap_stale_runs", serviceOnly, m("p_stale_seconds", 1)),
+		rpc("reap_stale_runs", serviceOnly, m()),
+		rpc("append_run_rows", [4]string{permDeny, permDeny, permDeny, permNone}, func(fx permFixture) any {
+			// 2xx for the service role; it answers the refused leases, and none is.
+			return map[string]any{"p_worker": "w", "p_events": []map[string]any{{"run_id": fx.runARunning, "attempt": 1,
+				"seq": 2, "level": "info", "source": "System", "message": "m"}}}
+		}),
+		rpc("put_artifact", serviceOnly, func(fx permFixture) any {
+			return map[string]any{"p_worker": "w", "p_run_id": fx.runARunning, "p_attempt": 1, "p_kind": "link", "p_title": "t", "p_value": "https://x"}
+		}),
+		rpc("put_spec_doc", serviceOnly, func(fx permFixture) any {
+			return map[string]any{"p_worker": "w", "p_run_id": fx.runARunning, "p_attempt": 1, "p_slug": fx.specSlug, "p_title": "t", "p_content": "c"}
+		}),
 		rpc("cancel_run: A's running", owner, func(fx permFixture) any { return map[string]any{"p_run_id": fx.runARunning} }),
 		rpc("cancel_run: shared", all, func(fx permFixture) any { return map[string]any{"p_run_id": fx.runShared} }),
-		rpc("approve_run: A's", [4]string{permDeny, permAllow, permNone, permAllow}, func(fx permFixture) any { return map[string]any{"p_run_id": fx.runA} }),
-		rpc("approve_run: shared", [4]string{permDeny, permAllow, permAllow, permAllow}, func(fx permFixture) any { return map[string]any{"p_run_id": fx.runShared} }),
+		// Only approvers (user B) approve, never their own runs; the service
+		// role (the operator CLI) must name the operator.
+		rpc("approve_run: A's", [4]string{permDeny, permDeny, permAllow, permReject}, func(fx permFixture) any { return map[string]any{"p_run_id": fx.runA} }),
+		rpc("approve_run: shared", [4]string{permDeny, permDeny, permAllow, permReject}, func(fx permFixture) any { return map[string]any{"p_run_id": fx.runShared} }),
+		rpc("approve_run: A's, naming the operator", [4]string{permDeny, permDeny, permAllow, permAllow}, func(fx permFixture) any {
+			return map[string]any{"p_run_id": fx.runA, "p_approver": "ops"}
+		}),
+		rpc("reject_run: A's", [4]string{permDeny, permDeny, permAllow, permAllow}, func(fx permFixture) any {
+			return map[string]any{"p_run_id": fx.runA, "p_reason": "not today", "p_approver": "ops"}
+		}),
+		{"insert approvers", post, "approvers", none, func(fx permFixture) any {
+			return map[string]any{"user_id": "cccccccc-3333-4000-8000-00000000000c", "name": "c"}
+		}, serviceOnly},
 		rpc("enqueue_run", all, m("p_env", "dev", "p_kind", "healthcheck", "p_plan", map[string]any{"title": "x"})),
 		rpc("ping", all, m()),
 		rpc("opsd_schema_version", serviceOnly, m()),
@@ -367,9 +402,15 @@ func TestEventsReachTheirSubscribers(t *testing.T) {
 		for i := range evs {
 			evs[i] = executor.Event{RunID: id, Seq: i + 1, TS: time.Now(), Level: "info", Source: "System", Message: fmt.Sprintf("event %d", i+1)}
 		}
-		require.NoError(t, store.AppendEvents(ctx, evs))
-		require.NoError(t, store.PutArtifact(ctx, executor.Artifact{RunID: id, Kind: "link", Title: "t", Value: "https://x"}))
-		require.NoError(t, store.UpsertSteps(ctx, []executor.Step{{RunID: id, Idx: 0, StepID: "validate", Title: "Validate", Kind: "system", Status: "running"}}))
+		for i := range evs {
+			evs[i].Attempt = 1
+		}
+		refused, err := store.AppendRows(ctx, "w", executor.Rows{Events: evs,
+			Steps: []executor.Step{{RunID: id, Idx: 0, StepID: "validate", Title: "Validate", Kind: "system", Status: "running", Attempt: 1}}})
+		require.NoError(t, err)
+		require.Empty(t, refused)
+		require.NoError(t, store.PutArtifact(ctx, executor.Lease{RunID: id, Worker: "w", Attempt: 1},
+			executor.Artifact{RunID: id, Kind: "link", Title: "t", Value: "https://x"}))
 	}
 
 	// What each subscriber sees, by the frontend's own queries.

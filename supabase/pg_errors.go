@@ -45,6 +45,9 @@ func pgError(ctx context.Context, op string, err error) error {
 		if pgErr.Detail != "" {
 			se.Message += ": " + pgErr.Detail
 		}
+		if pgErr.Hint != "" {
+			se.Message += " (" + pgErr.Hint + ")"
+		}
 	case isNetworkError(err):
 		se.Kind = executor.ErrTransient
 	default:
@@ -65,6 +68,8 @@ func sqlStateKind(code string) error {
 		return executor.ErrConflict
 	case "42501": // insufficient_privilege
 		return executor.ErrPermission
+	case "P0002": // no_data_found (a function's "not found")
+		return executor.ErrNotFound
 	case "22P02", "22023", "23514", "23502", "P0001", "22007", "42703", "21000":
 		// invalid_text_representation, invalid_parameter_value,
 		// check_violation, not_null_violation, raise_exception,

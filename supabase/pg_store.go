@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"net/url"
 	"strings"
 	"sync"
@@ -152,8 +151,8 @@ func (s *PGStore) Pool() *pgxpool.Pool { return s.pool }
 
 // ClaimRuns claims up to req.Limit runs of req.Lane through claim_run.
 func (s *PGStore) ClaimRuns(ctx context.Context, req executor.ClaimRequest) ([]*executor.Run, error) {
-	rows, err := s.pool.Query(ctx, `SELECT public.claim_run($1, $2, $3, $4::uuid)`,
-		req.Worker, req.Lane, req.Limit, nullString(req.Token))
+	rows, err := s.pool.Query(ctx, `SELECT public.claim_run($1, $2, $3, $4::uuid, $5)`,
+		req.Worker, req.Lane, req.Limit, nullString(req.Token), leaseSeconds(req.LeaseFor))
 	if err != nil {
 		return nil, pgError(ctx, "claim_run lane "+req.Lane, err)
 	}
@@ -166,7 +165,7 @@ func (s *PGStore) ClaimRuns(ctx context.Context, req executor.ClaimRequest) ([]*
 
 // Heartbeat renews every lease of worker in one call; states come back in
 // the order of leases.
-func (s *PGStore) Heartbeat(ctx context.Context, worker string, leases []executor.Lease) ([]executor.LeaseState, error) {
+func (s *PGStore) Heartbeat(ctx context.Context, worker string, leases []executor.Lease, leaseFor time.Duration) ([]executor.LeaseState, error) {
 	if len(leases) == 0 {
 		return nil, nil
 	}
@@ -179,19 +178,19 @@ func (s *PGStore) Heartbeat(ctx context.Context, worker string, leases []executo
 		}
 		ids[i], attempts[i] = u, int32(l.Attempt)
 	}
-	rows, err := s.pool.Query(ctx, `SELECT run_id, state, approved FROM public.heartbeat_runs($1, $2, $3)`,
-		worker, ids, attempts)
+	rows, err := s.pool.Query(ctx, `SELECT run_id, state, approved, coalesce(approved_by, ''), coalesce(message, '')
+		FROM public.heartbeat_runs($1, $2, $3, $4)`, worker, ids, attempts, leaseSeconds(leaseFor))
 	if err != nil {
 		return nil, pgError(ctx, "heartbeat_runs", err)
 	}
 	byID := make(map[[16]byte]executor.LeaseState, len(leases))
 	var (
-		id       pgtype.UUID
-		state    string
-		approved bool
+		id pgtype.UUID
+		st executor.LeaseState
 	)
-	_, err = pgx.ForEachRow(rows, []any{&id, &state, &approved}, func() error {
-		byID[id.Bytes] = executor.LeaseState{RunID: uuidString(id), State: state, Approved: approved}
+	_, err = pgx.ForEachRow(rows, []any{&id, &st.State, &st.Approved, &st.ApprovedBy, &st.Message}, func() error {
+		st.RunID = uuidString(id)
+		byID[id.Bytes] = st
 		return nil
 	})
 	if err != nil {
@@ -216,8 +215,20 @@ func (s *PGStore) SetPhase(ctx context.Context, lease executor.Lease, phase stri
 
 // FinishRun is the fenced terminal write.
 func (s *PGStore) FinishRun(ctx context.Context, f executor.Finish) (bool, error) {
-	return s.queryBool(ctx, "finish_run", `SELECT public.finish_run($1, $2, $3, $4, $5, $6)`,
-		f.RunID, f.Worker, f.Attempt, f.Status, nullString(f.ErrorMessage), nullJSON(f.Output))
+	var events *string
+	if len(f.Events) > 0 {
+		rows, err := eventRows("finish_run", f.Events)
+		if err != nil {
+			return false, err
+		}
+		b, err := json.Marshal(rows)
+		if err != nil {
+			return false, invalidInput("finish_run", "encode final events: %v", err)
+		}
+		events = ptrTo(string(b))
+	}
+	return s.queryBool(ctx, "finish_run", `SELECT public.finish_run($1, $2, $3, $4, $5, $6, $7)`,
+		f.RunID, f.Worker, f.Attempt, f.Status, nullString(f.ErrorMessage), nullJSON(f.Output), events)
 }
 
 // ReleaseRun puts a leased run back to queued.
@@ -226,14 +237,9 @@ func (s *PGStore) ReleaseRun(ctx context.Context, lease executor.Lease, reason s
 		lease.RunID, lease.Worker, lease.Attempt, nullString(reason))
 }
 
-// ReapStale acts on runs whose heartbeat is older than staleAfter (whole
-// seconds, rounded up, at least 1).
-func (s *PGStore) ReapStale(ctx context.Context, staleAfter time.Duration) ([]executor.ReapResult, error) {
-	secs := int32(math.Min(math.Ceil(staleAfter.Seconds()), math.MaxInt32))
-	if secs < 1 {
-		secs = 1
-	}
-	rows, err := s.pool.Query(ctx, `SELECT run_id::text, action, phase, coalesce(worker, '') FROM public.reap_stale_runs($1)`, secs)
+// ReapStale acts on runs whose lease expired.
+func (s *PGStore) ReapStale(ctx context.Context) ([]executor.ReapResult, error) {
+	rows, err := s.pool.Query(ctx, `SELECT run_id::text, action, phase, coalesce(worker, '') FROM public.reap_stale_runs()`)
 	if err != nil {
 		return nil, pgError(ctx, "reap_stale_runs", err)
 	}
@@ -249,25 +255,40 @@ func (s *PGStore) ReapStale(ctx context.Context, staleAfter time.Duration) ([]ex
 }
 
 // SubmitRun inserts a queued run the way the frontend does: only the columns
-// of NewRun; status, claim columns and created_by keep their defaults.
+// NewRun sets (a browser role may insert only the frontend's columns);
+// status, claim columns and created_by keep their defaults.
 func (s *PGStore) SubmitRun(ctx context.Context, r executor.NewRun) (*executor.Run, error) {
-	var priority *int32
+	cols := []string{"env", "kind", "plan", "intent", "session_id"}
+	args := []any{r.Env, r.Kind, nullJSON(r.Plan), r.Intent, r.SessionID}
+	add := func(col string, v any) {
+		cols = append(cols, col)
+		args = append(args, v)
+	}
+	if r.Lane != "" {
+		add("lane", r.Lane)
+	}
 	if r.Priority != nil {
-		p := int32(*r.Priority)
-		priority = &p
+		add("priority", int32(*r.Priority))
 	}
-	var timeout *int32
+	if r.TemplateID != nil {
+		add("template_id", *r.TemplateID)
+	}
+	if in := nullJSON(r.Input); in != nil {
+		add("input", *in)
+	}
+	if r.DryRun {
+		add("dry_run", true)
+	}
 	if r.TimeoutSeconds != nil {
-		t := int32(*r.TimeoutSeconds)
-		timeout = &t
+		add("timeout_seconds", int32(*r.TimeoutSeconds))
 	}
-	row := s.pool.QueryRow(ctx, `
-		INSERT INTO public.runs AS r (env, kind, plan, intent, template_id, input, session_id, lane, priority, dry_run, timeout_seconds)
-		VALUES ($1, $2, $3, $4, $5::uuid, coalesce($6, '{}'::jsonb), $7::uuid, coalesce($8, 'A'), coalesce($9, 100), $10, $11)
-		RETURNING `+runJSON,
-		r.Env, r.Kind, nullJSON(r.Plan), r.Intent, r.TemplateID, nullJSON(r.Input), r.SessionID,
-		nullString(r.Lane), priority, r.DryRun, timeout)
-	run, err := scanRun(row)
+	marks := make([]string, len(cols))
+	for i := range cols {
+		marks[i] = fmt.Sprintf("$%d", i+1)
+	}
+	sql := fmt.Sprintf(`INSERT INTO public.runs AS r (%s) VALUES (%s) RETURNING `+runJSON,
+		strings.Join(cols, ", "), strings.Join(marks, ", "))
+	run, err := scanRun(s.pool.QueryRow(ctx, sql, args...))
 	if err != nil {
 		return nil, pgError(ctx, "submit run", err)
 	}
@@ -334,6 +355,11 @@ func (s *PGStore) CancelRun(ctx context.Context, id string) (bool, error) {
 // ApproveRun approves a run waiting before its action phase (approve_run).
 func (s *PGStore) ApproveRun(ctx context.Context, id, approver string) (bool, error) {
 	return s.queryBool(ctx, "approve_run "+id, `SELECT public.approve_run($1, $2)`, id, approver)
+}
+
+// RejectRun refuses a run waiting for approval (reject_run).
+func (s *PGStore) RejectRun(ctx context.Context, id, approver, reason string) (bool, error) {
+	return s.queryBool(ctx, "reject_run "+id, `SELECT public.reject_run($1, $2, $3)`, id, reason, approver)
 }
 
 // SchemaVersion is the newest applied opsd migration ("" when none is).
@@ -447,59 +473,46 @@ func uuidString(u pgtype.UUID) string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
-// appendEventsSQL writes a whole batch in one statement and one round trip.
-// ON CONFLICT (run_id, seq) DO NOTHING makes a retried batch a no-op; COPY
-// would need a temporary table for that (see BenchmarkAppendEvents).
-const appendEventsSQL = `
-INSERT INTO public.run_events (run_id, seq, ts, level, source, message, data, phase)
-SELECT e.run_id, e.seq, coalesce(e.ts, now()), e.level, e.source, e.message, e.data, e.phase
-  FROM unnest($1::uuid[], $2::int[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::jsonb[], $8::text[])
-       AS e (run_id, seq, ts, level, source, message, data, phase)
-ON CONFLICT (run_id, seq) DO NOTHING`
+// AppendRows stores a batch through append_run_rows in one round trip and
+// returns the leases whose rows were refused.
+func (s *PGStore) AppendRows(ctx context.Context, worker string, r executor.Rows) ([]executor.Lease, error) {
+	const op = "append_run_rows"
+	events, steps, err := rowsArgs(op, r)
+	if err != nil {
+		return nil, err
+	}
+	if events == nil && steps == nil {
+		return nil, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT run_id::text, attempt FROM public.append_run_rows($1, $2::jsonb, $3::jsonb)`,
+		worker, jsonArg(events), jsonArg(steps))
+	if err != nil {
+		return nil, pgError(ctx, op, err)
+	}
+	refused, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (executor.Lease, error) {
+		l := executor.Lease{Worker: worker}
+		err := row.Scan(&l.RunID, &l.Attempt)
+		return l, err
+	})
+	if err != nil {
+		return nil, pgError(ctx, op, err)
+	}
+	return refused, nil
+}
 
-// AppendEvents inserts a batch; rows whose (run_id, seq) exist are ignored.
-// A zero TS means now(). Every event needs a seq (>= 1): without one a retry
-// could not be recognised.
-func (s *PGStore) AppendEvents(ctx context.Context, events []executor.Event) error {
-	if len(events) == 0 {
+// jsonArg is v as JSON text, or NULL for nil.
+func jsonArg(v any) *string {
+	if v == nil {
 		return nil
 	}
-	const op = "append events"
-	var (
-		n        = len(events)
-		runIDs   = make([]pgtype.UUID, n)
-		seqs     = make([]int32, n)
-		tss      = make([]pgtype.Timestamptz, n)
-		levels   = make([]string, n)
-		sources  = make([]string, n)
-		messages = make([]string, n)
-		data     = make([]pgtype.Text, n) // text, not []byte: the simple protocol would send bytea
-		phases   = make([]pgtype.Text, n)
-		last     string
-	)
-	for i := range events {
-		e := &events[i]
-		if e.RunID != last || i == 0 {
-			u, err := parseUUID(op, e.RunID)
-			if err != nil {
-				return err
-			}
-			runIDs[i], last = u, e.RunID
-		} else {
-			runIDs[i] = runIDs[i-1]
-		}
-		if e.Seq < 1 || e.Seq > math.MaxInt32 {
-			return invalidInput(op, "event %d of run %s has seq %d: seqs start at 1", i, e.RunID, e.Seq)
-		}
-		seqs[i] = int32(e.Seq)
-		tss[i] = pgtype.Timestamptz{Time: e.TS, Valid: !e.TS.IsZero()}
-		levels[i], sources[i], messages[i] = e.Level, e.Source, e.Message
-		data[i] = jsonText(e.Data)
-		phases[i] = pgtype.Text{String: e.Phase, Valid: e.Phase != ""}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil
 	}
-	_, err := s.pool.Exec(ctx, appendEventsSQL, runIDs, seqs, tss, levels, sources, messages, data, phases)
-	return pgError(ctx, op, err)
+	return ptrTo(string(b))
 }
+
+func ptrTo[T any](v T) *T { return &v }
 
 // ListEvents returns a run's events with seq > afterSeq in seq order; limit
 // <= 0 means all.
@@ -524,11 +537,19 @@ func (s *PGStore) ListEvents(ctx context.Context, runID string, afterSeq int, li
 	return out, nil
 }
 
-// PutArtifact inserts one artifact.
-func (s *PGStore) PutArtifact(ctx context.Context, a executor.Artifact) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO public.artifacts (run_id, kind, title, value) VALUES ($1, $2, $3, $4)`,
-		a.RunID, a.Kind, a.Title, a.Value)
-	return pgError(ctx, "put artifact "+a.Title, err)
+// PutArtifact stores one artifact of a leased run (put_artifact).
+func (s *PGStore) PutArtifact(ctx context.Context, lease executor.Lease, a executor.Artifact) error {
+	op := "put artifact " + a.Title
+	var id *int64
+	err := s.pool.QueryRow(ctx, `SELECT public.put_artifact($1, $2, $3, $4, $5, $6)`,
+		lease.Worker, lease.RunID, lease.Attempt, a.Kind, a.Title, a.Value).Scan(&id)
+	if err != nil {
+		return pgError(ctx, op, err)
+	}
+	if id == nil {
+		return leaseLost(op, lease)
+	}
+	return nil
 }
 
 // ListArtifacts returns a run's artifacts in the order they were written.
@@ -547,58 +568,6 @@ func (s *PGStore) ListArtifacts(ctx context.Context, runID string) ([]executor.A
 		return nil, pgError(ctx, "list artifacts of run "+runID, err)
 	}
 	return out, nil
-}
-
-const upsertStepsSQL = `
-INSERT INTO public.run_steps (run_id, idx, step_id, title, kind, tool, action, args, status, started_at, finished_at, error)
-SELECT s.run_id, s.idx, s.step_id, s.title, coalesce(s.kind, 'system'), s.tool, s.action,
-       coalesce(s.args, '{}'::jsonb), coalesce(s.status, 'queued')::public.step_status,
-       s.started_at, s.finished_at, s.error
-  FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-              $8::jsonb[], $9::text[], $10::timestamptz[], $11::timestamptz[], $12::text[])
-       AS s (run_id, idx, step_id, title, kind, tool, action, args, status, started_at, finished_at, error)
-ON CONFLICT (run_id, idx) DO UPDATE
-   SET step_id = excluded.step_id, title = excluded.title, kind = excluded.kind, tool = excluded.tool,
-       action = excluded.action, args = excluded.args, status = excluded.status,
-       started_at = excluded.started_at, finished_at = excluded.finished_at, error = excluded.error`
-
-// UpsertSteps inserts or updates run_steps rows keyed by (run_id, idx), in
-// one statement. An empty Kind is "system", an empty Status "queued".
-func (s *PGStore) UpsertSteps(ctx context.Context, steps []executor.Step) error {
-	if len(steps) == 0 {
-		return nil
-	}
-	const op = "upsert steps"
-	n := len(steps)
-	var (
-		runIDs   = make([]pgtype.UUID, n)
-		idxs     = make([]int32, n)
-		stepIDs  = make([]string, n)
-		titles   = make([]string, n)
-		kinds    = make([]pgtype.Text, n)
-		tools    = make([]*string, n)
-		actions  = make([]*string, n)
-		args     = make([]pgtype.Text, n)
-		statuses = make([]pgtype.Text, n)
-		started  = make([]*time.Time, n)
-		finished = make([]*time.Time, n)
-		errs     = make([]*string, n)
-	)
-	for i := range steps {
-		st := &steps[i]
-		u, err := parseUUID(op, st.RunID)
-		if err != nil {
-			return err
-		}
-		runIDs[i], idxs[i], stepIDs[i], titles[i] = u, int32(st.Idx), st.StepID, st.Title
-		kinds[i] = pgtype.Text{String: st.Kind, Valid: st.Kind != ""}
-		tools[i], actions[i], args[i] = st.Tool, st.Action, jsonText(st.Args)
-		statuses[i] = pgtype.Text{String: st.Status, Valid: st.Status != ""}
-		started[i], finished[i], errs[i] = st.StartedAt, st.FinishedAt, st.Error
-	}
-	_, err := s.pool.Exec(ctx, upsertStepsSQL, runIDs, idxs, stepIDs, titles, kinds, tools, actions, args,
-		statuses, started, finished, errs)
-	return pgError(ctx, op, err)
 }
 
 // GetTemplate loads a template by id or slug; ErrNotFound names what was asked for.
@@ -622,11 +591,13 @@ func (s *PGStore) GetTemplate(ctx context.Context, idOrSlug string) (*executor.T
 	return &t, nil
 }
 
-// UpsertSpecDoc writes a spec_docs row by slug.
-func (s *PGStore) UpsertSpecDoc(ctx context.Context, slug, title, content string) error {
-	_, err := s.pool.Exec(ctx, `
-		INSERT INTO public.spec_docs (slug, title, content) VALUES ($1, $2, $3)
-		ON CONFLICT (slug) DO UPDATE SET title = excluded.title, content = excluded.content`,
-		slug, title, content)
-	return pgError(ctx, "upsert spec doc "+slug, err)
+// UpsertSpecDoc writes a spec_docs row by slug for a leased run (put_spec_doc).
+func (s *PGStore) UpsertSpecDoc(ctx context.Context, lease executor.Lease, slug, title, content string) error {
+	op := "upsert spec doc " + slug
+	ok, err := s.queryBool(ctx, op, `SELECT public.put_spec_doc($1, $2, $3, $4, $5, $6)`,
+		lease.Worker, lease.RunID, lease.Attempt, slug, title, content)
+	if err == nil && !ok {
+		err = leaseLost(op, lease)
+	}
+	return err
 }

@@ -161,12 +161,12 @@ func TestPGStoreRunLifecycle(t *testing.T) {
 		{RunID: c.ID, Seq: 2, Level: executor.LevelDebug, Source: "Vercel", Message: "probe", Data: json.RawMessage(`{"status":200}`)},
 		{RunID: c.ID, Seq: 3, Level: executor.LevelWarn, Source: "GitHub", Message: "slow", Data: json.RawMessage(`null`)},
 	}
-	require.NoError(t, s.AppendEvents(ctx, batch))
-	require.NoError(t, s.AppendEvents(ctx, batch), "a retried batch is a no-op")
-	require.NoError(t, s.AppendEvents(ctx, []executor.Event{
+	require.NoError(t, pgAppend(ctx, s, lease, batch, nil))
+	require.NoError(t, pgAppend(ctx, s, lease, batch, nil), "a retried batch is a no-op")
+	require.NoError(t, pgAppend(ctx, s, lease, []executor.Event{
 		{RunID: c.ID, Seq: 3, Level: executor.LevelError, Source: "System", Message: "duplicate seq, ignored"},
 		{RunID: c.ID, Seq: 4, Level: executor.LevelSuccess, Source: "System", Message: "done"},
-	}))
+	}, nil))
 	evs, err := s.ListEvents(ctx, c.ID, 0, 0)
 	require.NoError(t, err)
 	require.Len(t, evs, 4)
@@ -186,7 +186,7 @@ func TestPGStoreRunLifecycle(t *testing.T) {
 
 	// Heartbeat: owned, then approved, then canceled; unknown runs are lost.
 	other := "00000000-0000-0000-0000-0000000000aa"
-	states, err := s.Heartbeat(ctx, "w1", []executor.Lease{lease, {RunID: other, Worker: "w1", Attempt: 1}})
+	states, err := s.Heartbeat(ctx, "w1", []executor.Lease{lease, {RunID: other, Worker: "w1", Attempt: 1}}, time.Minute)
 	require.NoError(t, err)
 	assert.Equal(t, []executor.LeaseState{
 		{RunID: c.ID, State: executor.LeaseOwned},
@@ -197,18 +197,18 @@ func TestPGStoreRunLifecycle(t *testing.T) {
 	assert.True(t, ok)
 	got, err := s.GetRun(ctx, c.ID)
 	require.NoError(t, err)
-	assert.Equal(t, "alice", *got.ApprovedBy)
+	assert.Equal(t, "operator:alice", *got.ApprovedBy)
 	ok, err = s.ApproveRun(ctx, c.ID, "bob")
 	require.NoError(t, err)
 	assert.False(t, ok, "approved once")
-	states, err = s.Heartbeat(ctx, "w1", []executor.Lease{lease})
+	states, err = s.Heartbeat(ctx, "w1", []executor.Lease{lease}, time.Minute)
 	require.NoError(t, err)
-	assert.Equal(t, []executor.LeaseState{{RunID: c.ID, State: executor.LeaseOwned, Approved: true}}, states)
+	assert.Equal(t, []executor.LeaseState{{RunID: c.ID, State: executor.LeaseOwned, Approved: true, ApprovedBy: "operator:alice"}}, states)
 
 	ok, err = s.CancelRun(ctx, c.ID)
 	require.NoError(t, err)
 	assert.True(t, ok)
-	states, err = s.Heartbeat(ctx, "w1", []executor.Lease{lease})
+	states, err = s.Heartbeat(ctx, "w1", []executor.Lease{lease}, time.Minute)
 	require.NoError(t, err)
 	assert.Equal(t, executor.LeaseCanceled, states[0].State)
 
@@ -246,6 +246,31 @@ func TestPGStoreRunLifecycle(t *testing.T) {
 	assert.True(t, finished)
 }
 
+// pgClaimed submits a run and claims it for w1.
+func pgClaimed(tb testing.TB, s *supabase.PGStore) (string, executor.Lease) {
+	tb.Helper()
+	r := pgSubmit(tb, s, "bench", nil)
+	claimed, err := s.ClaimRuns(context.Background(), executor.ClaimRequest{Worker: "w1", Lane: "bench", Limit: 1, LeaseFor: time.Hour})
+	require.NoError(tb, err)
+	require.Len(tb, claimed, 1)
+	return r.ID, executor.Lease{RunID: r.ID, Worker: "w1", Attempt: claimed[0].Attempt}
+}
+
+// pgAppend stores events and steps under lease (every row gets its attempt).
+func pgAppend(ctx context.Context, s *supabase.PGStore, lease executor.Lease, events []executor.Event, steps []executor.Step) error {
+	for i := range events {
+		events[i].Attempt = lease.Attempt
+	}
+	for i := range steps {
+		steps[i].Attempt = lease.Attempt
+	}
+	refused, err := s.AppendRows(ctx, lease.Worker, executor.Rows{Events: events, Steps: steps})
+	if err == nil && len(refused) > 0 {
+		return fmt.Errorf("refused leases: %v", refused)
+	}
+	return err
+}
+
 func TestPGStoreReleaseAndReap(t *testing.T) {
 	t.Parallel()
 	s, db := newPGStore(t)
@@ -262,7 +287,8 @@ func TestPGStoreReleaseAndReap(t *testing.T) {
 	got, err := s.GetRun(ctx, r.ID)
 	require.NoError(t, err)
 	assert.Equal(t, executor.StatusQueued, got.Status)
-	assert.Equal(t, 0, got.Attempt)
+	assert.Equal(t, 1, got.Attempt, "the fencing token never goes back")
+	assert.Equal(t, 0, got.AttemptsUsed, "a released attempt does not count against max_attempts")
 	ok, err = s.ReleaseRun(ctx, lease, "")
 	require.NoError(t, err)
 	assert.False(t, ok)
@@ -271,17 +297,18 @@ func TestPGStoreReleaseAndReap(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, claimed, 1)
 	assert.Equal(t, 2, claimed[0].NextSeq, "the release wrote event 1")
+	assert.Equal(t, 2, claimed[0].Attempt, "a new claim is a new attempt")
 
-	// Nothing is stale yet.
-	reaped, err := s.ReapStale(ctx, time.Hour)
+	// Nothing is stale yet: the lease lasts what the claimer asked (30 s).
+	reaped, err := s.ReapStale(ctx)
 	require.NoError(t, err)
 	assert.Empty(t, reaped)
-	_, err = db.Pool.Exec(ctx, `UPDATE runs SET heartbeat_at = now() - interval '10 seconds', max_attempts = 2 WHERE id = $1`, r.ID)
+	_, err = db.Pool.Exec(ctx, `UPDATE runs SET lease_expires_at = now() - interval '10 milliseconds', max_attempts = 2 WHERE id = $1`, r.ID)
 	require.NoError(t, err)
-	reaped, err = s.ReapStale(ctx, 1500*time.Millisecond) // rounded up to 2 s
+	reaped, err = s.ReapStale(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, []executor.ReapResult{{RunID: r.ID, Action: "requeued", Phase: "validate", Worker: "w2"}}, reaped)
-	reaped, err = s.ReapStale(ctx, 0) // at least 1 s
+	reaped, err = s.ReapStale(ctx)
 	require.NoError(t, err)
 	assert.Empty(t, reaped)
 }
@@ -291,9 +318,13 @@ func TestPGStoreArtifactsStepsTemplatesSpecDocs(t *testing.T) {
 	s, db := newPGStore(t)
 	ctx := pgCtx(t)
 	r := pgSubmit(t, s, "A", nil)
+	claimed, err := s.ClaimRuns(ctx, executor.ClaimRequest{Worker: "w1", Lane: "A", Limit: 1})
+	require.NoError(t, err)
+	require.Len(t, claimed, 1)
+	lease := executor.Lease{RunID: r.ID, Worker: "w1", Attempt: 1}
 
-	require.NoError(t, s.PutArtifact(ctx, executor.Artifact{RunID: r.ID, Kind: executor.ArtifactLink, Title: "Deployment", Value: "https://x.vercel.app"}))
-	require.NoError(t, s.PutArtifact(ctx, executor.Artifact{RunID: r.ID, Kind: executor.ArtifactFile, Title: "report.md", Value: "# ok"}))
+	require.NoError(t, s.PutArtifact(ctx, lease, executor.Artifact{RunID: r.ID, Kind: executor.ArtifactLink, Title: "Deployment", Value: "https://x.vercel.app"}))
+	require.NoError(t, s.PutArtifact(ctx, lease, executor.Artifact{RunID: r.ID, Kind: executor.ArtifactFile, Title: "report.md", Value: "# ok"}))
 	arts, err := s.ListArtifacts(ctx, r.ID)
 	require.NoError(t, err)
 	require.Len(t, arts, 2)
@@ -303,11 +334,11 @@ func TestPGStoreArtifactsStepsTemplatesSpecDocs(t *testing.T) {
 	assert.False(t, arts[1].CreatedAt.IsZero())
 
 	now := time.Now().UTC().Truncate(time.Microsecond)
-	require.NoError(t, s.UpsertSteps(ctx, []executor.Step{
+	require.NoError(t, pgAppend(ctx, s, lease, nil, []executor.Step{
 		{RunID: r.ID, Idx: 0, StepID: "build", Title: "Build", Kind: "tool", Tool: pgPtr("vercel"), Action: pgPtr("deploy"), Args: json.RawMessage(`{"project":"web"}`)},
 		{RunID: r.ID, Idx: 1, StepID: "check", Title: "Check"},
 	}))
-	require.NoError(t, s.UpsertSteps(ctx, []executor.Step{
+	require.NoError(t, pgAppend(ctx, s, lease, nil, []executor.Step{
 		{RunID: r.ID, Idx: 0, StepID: "build", Title: "Build", Kind: "tool", Tool: pgPtr("vercel"), Action: pgPtr("deploy"),
 			Args: json.RawMessage(`{"project":"web"}`), Status: "failed", StartedAt: &now, FinishedAt: &now, Error: pgPtr("boom")},
 	}))
@@ -343,8 +374,8 @@ func TestPGStoreArtifactsStepsTemplatesSpecDocs(t *testing.T) {
 	require.ErrorIs(t, err, executor.ErrNotFound)
 	assert.Contains(t, err.Error(), "no-such-template")
 
-	require.NoError(t, s.UpsertSpecDoc(ctx, "ops-control-room/prd", "prd.md", "v1"))
-	require.NoError(t, s.UpsertSpecDoc(ctx, "ops-control-room/prd", "prd.md", "v2"))
+	require.NoError(t, s.UpsertSpecDoc(ctx, lease, "ops-control-room/prd", "prd.md", "v1"))
+	require.NoError(t, s.UpsertSpecDoc(ctx, lease, "ops-control-room/prd", "prd.md", "v2"))
 	var n int
 	var content string
 	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT count(*) OVER (), content FROM spec_docs WHERE slug = 'ops-control-room/prd'`).Scan(&n, &content))
@@ -357,6 +388,8 @@ func TestPGStoreErrorMapping(t *testing.T) {
 	s, db := newPGStore(t)
 	ctx := pgCtx(t)
 	r := pgSubmit(t, s, "A", nil)
+	_, err := s.ClaimRuns(ctx, executor.ClaimRequest{Worker: "w1", Lane: "A", Limit: 1})
+	require.NoError(t, err)
 	lease := executor.Lease{RunID: r.ID, Worker: "w1", Attempt: 1}
 	missing := "00000000-0000-0000-0000-000000000042"
 
@@ -368,9 +401,12 @@ func TestPGStoreErrorMapping(t *testing.T) {
 	}{
 		{"bad uuid", func() error { _, err := s.GetRun(ctx, "not-a-uuid"); return err }, executor.ErrInvalidInput, "22P02"},
 		{"bad uuid in a batch", func() error {
-			return s.AppendEvents(ctx, []executor.Event{{RunID: "nope", Seq: 1, Level: "info", Source: "System", Message: "m"}})
+			return pgAppend(ctx, s, lease, []executor.Event{{RunID: "nope", Seq: 1, Level: "info", Source: "System", Message: "m"}}, nil)
+		}, executor.ErrInvalidInput, "22P02"},
+		{"bad uuid in heartbeat", func() error {
+			_, err := s.Heartbeat(ctx, "w1", []executor.Lease{{RunID: "x"}}, time.Minute)
+			return err
 		}, executor.ErrInvalidInput, ""},
-		{"bad uuid in heartbeat", func() error { _, err := s.Heartbeat(ctx, "w1", []executor.Lease{{RunID: "x"}}); return err }, executor.ErrInvalidInput, ""},
 		{"unknown template", func() error { _, err := s.GetTemplate(ctx, "ghost"); return err }, executor.ErrNotFound, ""},
 		{"bad status in finish", func() error {
 			_, err := s.FinishRun(ctx, executor.Finish{Lease: lease, Status: "succeeded"})
@@ -383,22 +419,19 @@ func TestPGStoreErrorMapping(t *testing.T) {
 			return err
 		}, executor.ErrInvalidInput, "22P02"},
 		{"bad level", func() error {
-			return s.AppendEvents(ctx, []executor.Event{{RunID: r.ID, Seq: 1, Level: "fatal", Source: "System", Message: "m"}})
+			return pgAppend(ctx, s, lease, []executor.Event{{RunID: r.ID, Seq: 1, Level: "fatal", Source: "System", Message: "m"}}, nil)
 		}, executor.ErrInvalidInput, "23514"},
 		{"event without seq", func() error {
-			return s.AppendEvents(ctx, []executor.Event{{RunID: r.ID, Level: "info", Source: "System", Message: "m"}})
+			return pgAppend(ctx, s, lease, []executor.Event{{RunID: r.ID, Level: "info", Source: "System", Message: "m"}}, nil)
 		}, executor.ErrInvalidInput, ""},
-		{"event of an unknown run", func() error {
-			return s.AppendEvents(ctx, []executor.Event{{RunID: missing, Seq: 1, Level: "info", Source: "System", Message: "m"}})
-		}, executor.ErrConflict, "23503"},
 		{"bad artifact kind", func() error {
-			return s.PutArtifact(ctx, executor.Artifact{RunID: r.ID, Kind: "image", Title: "t", Value: "v"})
+			return s.PutArtifact(ctx, lease, executor.Artifact{RunID: r.ID, Kind: "image", Title: "t", Value: "v"})
 		}, executor.ErrInvalidInput, "23514"},
 		{"bad step status", func() error {
-			return s.UpsertSteps(ctx, []executor.Step{{RunID: r.ID, Idx: 0, StepID: "s", Title: "S", Status: "success"}})
+			return pgAppend(ctx, s, lease, nil, []executor.Step{{RunID: r.ID, Idx: 0, StepID: "s", Title: "S", Status: "success"}})
 		}, executor.ErrInvalidInput, "22P02"},
 		{"same step twice in a batch", func() error {
-			return s.UpsertSteps(ctx, []executor.Step{{RunID: r.ID, Idx: 0, StepID: "s", Title: "S"}, {RunID: r.ID, Idx: 0, StepID: "s", Title: "S"}})
+			return pgAppend(ctx, s, lease, nil, []executor.Step{{RunID: r.ID, Idx: 0, StepID: "s", Title: "S"}, {RunID: r.ID, Idx: 0, StepID: "s", Title: "S"}})
 		}, executor.ErrInvalidInput, "21000"},
 		{"bad env", func() error {
 			_, err := s.SubmitRun(ctx, executor.NewRun{Env: "production", Kind: "deploy"})
@@ -424,9 +457,15 @@ func TestPGStoreErrorMapping(t *testing.T) {
 		})
 	}
 
+	// Rows of a run nobody holds are refused, not stored.
+	refused, err := s.AppendRows(ctx, "w1", executor.Rows{Events: []executor.Event{
+		{RunID: missing, Seq: 1, Level: "info", Source: "System", Message: "m", Attempt: 1}}})
+	require.NoError(t, err)
+	assert.Equal(t, []executor.Lease{{RunID: missing, Worker: "w1", Attempt: 1}}, refused)
+
 	// A role without the grants (the browser's anon) is refused claim_run.
 	anon := openPGStore(t, pgURLWithParam(db.URL, "role", "anon"))
-	_, err := anon.ClaimRuns(ctx, executor.ClaimRequest{Worker: "w1", Lane: "A", Limit: 1})
+	_, err = anon.ClaimRuns(ctx, executor.ClaimRequest{Worker: "w1", Lane: "A", Limit: 1})
 	require.ErrorIs(t, err, executor.ErrPermission)
 }
 
@@ -588,10 +627,10 @@ func TestPGStoreCloseStopsWakeups(t *testing.T) {
 }
 
 // BenchmarkAppendEvents compares ways to write 1,000-event batches
-// idempotently: the store's single INSERT ... SELECT FROM unnest(...) ON
-// CONFLICT DO NOTHING against COPY into a temporary table followed by the
-// same INSERT ... ON CONFLICT (COPY itself cannot skip conflicts), with plain
-// COPY (not idempotent) as the ceiling. Run:
+// idempotently: the store's fenced append_run_rows (one call, rows as JSON,
+// INSERT ... ON CONFLICT DO NOTHING) against COPY into a temporary table
+// followed by an INSERT ... ON CONFLICT (COPY itself cannot skip conflicts),
+// with plain COPY (neither idempotent nor fenced) as the ceiling. Run:
 //
 //	go test ./supabase/ -run '^$' -bench AppendEvents -benchtime 200x
 func BenchmarkAppendEvents(b *testing.B) {
@@ -616,10 +655,10 @@ func BenchmarkAppendEvents(b *testing.B) {
 	b.Run("unnest_on_conflict", func(b *testing.B) {
 		s, _ := newPGStore(b)
 		ctx := context.Background()
-		runID := pgSubmit(b, s, "A", nil).ID
+		runID, lease := pgClaimed(b, s)
 		seq, rows := 1, 0
 		for b.Loop() {
-			if err := s.AppendEvents(ctx, mkBatch(runID, seq)); err != nil {
+			if err := pgAppend(ctx, s, lease, mkBatch(runID, seq), nil); err != nil {
 				b.Fatal(err)
 			}
 			seq += batch
@@ -631,12 +670,12 @@ func BenchmarkAppendEvents(b *testing.B) {
 	b.Run("unnest_on_conflict_retry", func(b *testing.B) {
 		s, _ := newPGStore(b)
 		ctx := context.Background()
-		runID := pgSubmit(b, s, "A", nil).ID
+		runID, lease := pgClaimed(b, s)
 		evs := mkBatch(runID, 1)
-		require.NoError(b, s.AppendEvents(ctx, evs))
+		require.NoError(b, pgAppend(ctx, s, lease, evs, nil))
 		rows := 0
 		for b.Loop() { // every row conflicts: the cost of a retried batch
-			if err := s.AppendEvents(ctx, evs); err != nil {
+			if err := pgAppend(ctx, s, lease, evs, nil); err != nil {
 				b.Fatal(err)
 			}
 			rows += batch
@@ -663,7 +702,7 @@ func BenchmarkAppendEvents(b *testing.B) {
 	b.Run("copy_temp_on_conflict", func(b *testing.B) {
 		s, db := newPGStore(b)
 		ctx := context.Background()
-		runID := pgSubmit(b, s, "A", nil).ID
+		runID, _ := pgClaimed(b, s)
 		conn, err := pgx.Connect(ctx, db.URL)
 		require.NoError(b, err)
 		defer conn.Close(ctx)
@@ -696,7 +735,7 @@ func BenchmarkAppendEvents(b *testing.B) {
 	b.Run("copy_plain_not_idempotent", func(b *testing.B) {
 		s, db := newPGStore(b)
 		ctx := context.Background()
-		runID := pgSubmit(b, s, "A", nil).ID
+		runID, _ := pgClaimed(b, s)
 		conn, err := pgx.Connect(ctx, db.URL)
 		require.NoError(b, err)
 		defer conn.Close(ctx)
@@ -741,15 +780,14 @@ func TestPGStoreExecModes(t *testing.T) {
 			require.NoError(t, err)
 			require.Len(t, claimed, 1)
 			lease := executor.Lease{RunID: r.ID, Worker: "w1", Attempt: 1}
-			states, err := s.Heartbeat(ctx, "w1", []executor.Lease{lease})
+			states, err := s.Heartbeat(ctx, "w1", []executor.Lease{lease}, time.Minute)
 			require.NoError(t, err)
 			assert.Equal(t, executor.LeaseOwned, states[0].State)
-			require.NoError(t, s.AppendEvents(ctx, []executor.Event{
+			now := time.Now()
+			require.NoError(t, pgAppend(ctx, s, lease, []executor.Event{
 				{RunID: r.ID, Seq: 1, TS: time.Now(), Level: "info", Source: "System", Message: "a", Data: json.RawMessage(`{"k":[1]}`), Phase: "action"},
 				{RunID: r.ID, Seq: 2, Level: "info", Source: "System", Message: "b"},
-			}))
-			now := time.Now()
-			require.NoError(t, s.UpsertSteps(ctx, []executor.Step{{RunID: r.ID, Idx: 0, StepID: "s", Title: "S", Tool: pgPtr("vercel"), StartedAt: &now}}))
+			}, []executor.Step{{RunID: r.ID, Idx: 0, StepID: "s", Title: "S", Tool: pgPtr("vercel"), StartedAt: &now}}))
 			evs, err := s.ListEvents(ctx, r.ID, 0, 0)
 			require.NoError(t, err)
 			require.Len(t, evs, 2)

@@ -328,7 +328,8 @@ func restErrorKind(status int, code string) error {
 		return executor.ErrPermission
 	case "23505", "23503":
 		return executor.ErrConflict
-	case "PGRST116": // singular response with zero (or several) rows
+	case "PGRST116", // singular response with zero (or several) rows
+		"P0002": // no_data_found: a function's "no such row" (PostgREST answers 500)
 		return executor.ErrNotFound
 	}
 	switch {

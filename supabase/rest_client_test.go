@@ -2,6 +2,7 @@ package supabase_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -98,15 +99,21 @@ func TestRESTRetriesWhatIsSafe(t *testing.T) {
 	srv.ClearFaults()
 
 	// A dropped connection: an idempotent batch is retried, a plain insert is not.
-	srv.Inject(postgresttest.Fault{Kind: postgresttest.FaultDrop, Path: "run_events"})
-	require.NoError(t, st.AppendEvents(ctx, []executor.Event{{RunID: run.ID, Seq: 1, Level: "info", Source: "System", Message: "m"}}))
+	claimed, err := st.ClaimRuns(ctx, executor.ClaimRequest{Worker: "w1", Lane: run.Lane, Limit: 1})
+	require.NoError(t, err)
+	require.Len(t, claimed, 1)
+	lease := executor.Lease{RunID: run.ID, Worker: "w1", Attempt: claimed[0].Attempt}
+	srv.Inject(postgresttest.Fault{Kind: postgresttest.FaultDrop, Path: "rpc/append_run_rows"})
+	refused, err := st.AppendRows(ctx, "w1", executor.Rows{Events: []executor.Event{{RunID: run.ID, Seq: 1, Level: "info", Source: "System", Message: "m", Attempt: lease.Attempt}}})
+	require.NoError(t, err)
+	require.Empty(t, refused)
 	executed := srv.Stats().Executed
 	srv.Inject(postgresttest.Fault{Kind: postgresttest.FaultDrop, Path: "runs", Method: "POST"})
 	_, err = st.SubmitRun(ctx, executor.NewRun{Env: "dev", Kind: "healthcheck", Intent: "dropped"})
 	assert.ErrorIs(t, err, executor.ErrTransient)
 	assert.Equal(t, executed, srv.Stats().Executed, "the dropped submit was not sent again")
-	srv.Inject(postgresttest.Fault{Kind: postgresttest.FaultStatus, Status: 500, Path: "artifacts"})
-	err = st.PutArtifact(ctx, executor.Artifact{RunID: run.ID, Kind: "link", Title: "t", Value: "v"})
+	srv.Inject(postgresttest.Fault{Kind: postgresttest.FaultStatus, Status: 500, Path: "rpc/put_artifact"})
+	err = st.PutArtifact(ctx, lease, executor.Artifact{RunID: run.ID, Kind: "link", Title: "t", Value: "v"})
 	assert.ErrorIs(t, err, executor.ErrTransient)
 	assert.EqualValues(t, 1, srv.Stats().Status-before.Status-2, "a plain insert answered 500 is not repeated")
 
@@ -235,23 +242,35 @@ func TestRESTRequests(t *testing.T) {
 	})
 	st := newStore(t, supabase.RESTConfig{URL: stub + "/", ServiceRoleKey: "service-key"})
 	ctx := context.Background()
-	require.NoError(t, st.AppendEvents(ctx, []executor.Event{{RunID: "r1", Seq: 1, Level: "info", Source: "System", Message: "m"}}))
-	require.NoError(t, st.UpsertSteps(ctx, []executor.Step{{RunID: "r1", Idx: 0, StepID: "s", Title: "S"}}))
-	_, err := st.SubmitRun(ctx, executor.NewRun{Env: "dev", Kind: "healthcheck"})
+	_, err := st.AppendRows(ctx, "w1", executor.Rows{
+		Events: []executor.Event{{RunID: "r1", Seq: 1, Level: "info", Source: "System", Message: "m", Attempt: 1}},
+		Steps:  []executor.Step{{RunID: "r1", Idx: 0, StepID: "s", Title: "S", Attempt: 1}}})
+	require.NoError(t, err)
+	_, err = st.SubmitRun(ctx, executor.NewRun{Env: "dev", Kind: "healthcheck"})
 	require.NoError(t, err)
 	_, err = st.ListEvents(ctx, "r1", 7, 50)
 	require.NoError(t, err)
 	_, err = st.ClaimRuns(ctx, executor.ClaimRequest{Worker: "w1", Lane: "A", Limit: 2})
 	require.NoError(t, err)
 
-	ev := <-reqs
-	assert.Equal(t, seen{"POST", "/rest/v1/run_events", "on_conflict=run_id%2Cseq", "return=minimal,resolution=ignore-duplicates",
-		"service-key", "Bearer service-key", ev.body}, ev)
-	assert.JSONEq(t, `[{"run_id":"r1","seq":1,"ts":`+jsonField(ev.body, "ts")+`,"level":"info","source":"System","message":"m","data":null,"phase":null}]`, ev.body)
-	steps := <-reqs
-	assert.Equal(t, "on_conflict=run_id%2Cidx", steps.query)
-	assert.Equal(t, "return=minimal,resolution=merge-duplicates", steps.prefer)
-	assert.Contains(t, steps.body, `"kind":"system"`)
+	rows := <-reqs
+	assert.Equal(t, seen{"POST", "/rest/v1/rpc/append_run_rows", "", "", "service-key", "Bearer service-key", rows.body}, rows,
+		"events and steps go in one fenced call")
+	var args struct {
+		Worker string            `json:"p_worker"`
+		Events []json.RawMessage `json:"p_events"`
+		Steps  []json.RawMessage `json:"p_steps"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(rows.body), &args))
+	assert.Equal(t, "w1", args.Worker)
+	require.Len(t, args.Events, 1)
+	var ev map[string]any
+	require.NoError(t, json.Unmarshal(args.Events[0], &ev))
+	assert.Equal(t, map[string]any{"run_id": "r1", "attempt": 1.0, "seq": 1.0, "ts": ev["ts"], "level": "info", "source": "System",
+		"message": "m", "data": nil, "phase": nil}, ev)
+	require.Len(t, args.Steps, 1)
+	assert.Contains(t, string(args.Steps[0]), `"kind":"system"`)
+	assert.Contains(t, string(args.Steps[0]), `"attempt":1`)
 	submit := <-reqs
 	assert.Equal(t, "return=representation", submit.prefer)
 	assert.JSONEq(t, `{"env":"dev","kind":"healthcheck","intent":""}`, submit.body)
@@ -262,19 +281,6 @@ func TestRESTRequests(t *testing.T) {
 	assert.Equal(t, "/rest/v1/rpc/claim_run", claim.path)
 	assert.Contains(t, claim.body, `"p_claim_token":"`, "a claim always carries a token")
 	assert.Contains(t, claim.body, `"p_limit":2`)
-}
-
-// jsonField returns the raw JSON of the first object's field in an array body.
-func jsonField(body, field string) string {
-	i := strings.Index(body, `"`+field+`":`)
-	if i < 0 {
-		return "null"
-	}
-	rest := body[i+len(field)+3:]
-	if end := strings.IndexAny(rest, ",}"); end >= 0 {
-		return rest[:end]
-	}
-	return rest
 }
 
 func stubServer(t *testing.T, h http.HandlerFunc) string {

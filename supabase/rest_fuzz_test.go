@@ -130,7 +130,7 @@ var restCalls = []func(t *testing.T, ctx context.Context, s *RESTStore) error{
 		return err
 	},
 	func(t *testing.T, ctx context.Context, s *RESTStore) error {
-		_, err := s.Heartbeat(ctx, "w", []executor.Lease{{RunID: fuzzRunID, Worker: "w", Attempt: 1}})
+		_, err := s.Heartbeat(ctx, "w", []executor.Lease{{RunID: fuzzRunID, Worker: "w", Attempt: 1}}, 30*time.Second)
 		return err
 	},
 	func(t *testing.T, ctx context.Context, s *RESTStore) error {
@@ -142,11 +142,12 @@ var restCalls = []func(t *testing.T, ctx context.Context, s *RESTStore) error{
 		return err
 	},
 	func(t *testing.T, ctx context.Context, s *RESTStore) error {
-		_, err := s.ReapStale(ctx, 30*time.Second)
+		_, err := s.ReapStale(ctx)
 		return err
 	},
 	func(t *testing.T, ctx context.Context, s *RESTStore) error {
-		return s.AppendEvents(ctx, []executor.Event{{RunID: fuzzRunID, Seq: 1, Level: "info", Source: "System", Message: "m"}})
+		_, err := s.AppendRows(ctx, "w", executor.Rows{Events: []executor.Event{{RunID: fuzzRunID, Seq: 1, Level: "info", Source: "System", Message: "m", Attempt: 1}}})
+		return err
 	},
 	func(t *testing.T, ctx context.Context, s *RESTStore) error {
 		tpl, err := s.GetTemplate(ctx, "slug")

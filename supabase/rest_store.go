@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
-	"math"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -75,6 +74,7 @@ func (s *RESTStore) ClaimRuns(ctx context.Context, req executor.ClaimRequest) ([
 	var runs []*executor.Run
 	_, err := s.rpc(ctx, "claim_run", map[string]any{
 		"p_worker": req.Worker, "p_lane": req.Lane, "p_limit": req.Limit, "p_claim_token": req.Token,
+		"p_lease_seconds": leaseSeconds(req.LeaseFor),
 	}, restRetrySafe, &runs)
 	if err != nil {
 		return nil, fmt.Errorf("claim lane %s: %w", req.Lane, err)
@@ -86,7 +86,7 @@ func (s *RESTStore) ClaimRuns(ctx context.Context, req executor.ClaimRequest) ([
 }
 
 // Heartbeat renews every lease of worker through heartbeat_runs.
-func (s *RESTStore) Heartbeat(ctx context.Context, worker string, leases []executor.Lease) ([]executor.LeaseState, error) {
+func (s *RESTStore) Heartbeat(ctx context.Context, worker string, leases []executor.Lease, leaseFor time.Duration) ([]executor.LeaseState, error) {
 	if len(leases) == 0 {
 		return nil, nil
 	}
@@ -97,7 +97,7 @@ func (s *RESTStore) Heartbeat(ctx context.Context, worker string, leases []execu
 	}
 	var states []executor.LeaseState
 	if _, err := s.rpc(ctx, "heartbeat_runs", map[string]any{
-		"p_worker": worker, "p_run_ids": ids, "p_attempts": attempts,
+		"p_worker": worker, "p_run_ids": ids, "p_attempts": attempts, "p_lease_seconds": leaseSeconds(leaseFor),
 	}, restRetrySafe, &states); err != nil {
 		return nil, fmt.Errorf("heartbeat %d runs: %w", len(leases), err)
 	}
@@ -123,6 +123,13 @@ func (s *RESTStore) FinishRun(ctx context.Context, f executor.Finish) (bool, err
 		"p_run_id": f.RunID, "p_worker": f.Worker, "p_attempt": f.Attempt, "p_status": f.Status,
 		"p_error_message": restNilIfEmpty(f.ErrorMessage), "p_output": restRaw(f.Output),
 	}
+	if len(f.Events) > 0 {
+		rows, err := eventRows("finish_run", f.Events)
+		if err != nil {
+			return false, err
+		}
+		args["p_events"] = rows
+	}
 	var ok bool
 	retried, err := s.rpc(ctx, "finish_run", args, restRetrySafe, &ok)
 	if err != nil {
@@ -140,7 +147,8 @@ func (s *RESTStore) FinishRun(ctx context.Context, f executor.Finish) (bool, err
 	// fails runs with a message of its own.
 	ours := r.FinishedAt != nil && r.ClaimedBy != nil && *r.ClaimedBy == f.Worker && r.Attempt == f.Attempt &&
 		(r.Status == f.Status || r.Status == executor.StatusCanceled) &&
-		(f.Status == executor.StatusSuccess || (r.ErrorMessage != nil && *r.ErrorMessage == f.ErrorMessage))
+		(f.Status == executor.StatusSuccess || r.Status == executor.StatusCanceled ||
+			(r.ErrorMessage != nil && *r.ErrorMessage == f.ErrorMessage))
 	return ours, nil
 }
 
@@ -159,103 +167,48 @@ func (s *RESTStore) ReleaseRun(ctx context.Context, lease executor.Lease, reason
 // ReapStale calls reap_stale_runs. The reaper is safe to run again; the
 // results of an attempt whose response was lost are lost (its System events
 // are in the database).
-func (s *RESTStore) ReapStale(ctx context.Context, staleAfter time.Duration) ([]executor.ReapResult, error) {
-	secs := int(math.Ceil(staleAfter.Seconds()))
-	if secs < 1 {
-		secs = 1
-	}
+func (s *RESTStore) ReapStale(ctx context.Context) ([]executor.ReapResult, error) {
 	var out []executor.ReapResult
-	if _, err := s.rpc(ctx, "reap_stale_runs", map[string]any{"p_stale_seconds": secs}, restRetrySafe, &out); err != nil {
-		return nil, fmt.Errorf("reap runs stale for %ds: %w", secs, err)
+	if _, err := s.rpc(ctx, "reap_stale_runs", nil, restRetrySafe, &out); err != nil {
+		return nil, fmt.Errorf("reap runs whose lease expired: %w", err)
 	}
 	return out, nil
 }
 
-// restEventRow is a run_events row as sent: every key present in every row,
-// since PostgREST inserts NULL for keys missing from some rows of a batch.
-type restEventRow struct {
-	RunID   string          `json:"run_id"`
-	Seq     int             `json:"seq"`
-	TS      time.Time       `json:"ts"`
-	Level   string          `json:"level"`
-	Source  string          `json:"source"`
-	Message string          `json:"message"`
-	Data    json.RawMessage `json:"data"`
-	Phase   *string         `json:"phase"`
+// AppendRows stores a batch through append_run_rows (idempotent, so safe to
+// retry) and returns the leases whose rows were refused.
+func (s *RESTStore) AppendRows(ctx context.Context, worker string, r executor.Rows) ([]executor.Lease, error) {
+	const op = "append_run_rows"
+	events, steps, err := rowsArgs(op, r)
+	if err != nil {
+		return nil, err
+	}
+	if events == nil && steps == nil {
+		return nil, nil
+	}
+	var refused []executor.Lease
+	if _, err := s.rpc(ctx, op, map[string]any{"p_worker": worker, "p_events": events, "p_steps": steps},
+		restRetrySafe, &refused); err != nil {
+		return nil, fmt.Errorf("append %d events and %d steps: %w", len(r.Events), len(r.Steps), err)
+	}
+	for i := range refused {
+		refused[i].Worker = worker
+	}
+	return refused, nil
 }
 
-// AppendEvents inserts a batch with on_conflict=run_id,seq and
-// ignore-duplicates: a replayed batch inserts nothing twice.
-func (s *RESTStore) AppendEvents(ctx context.Context, events []executor.Event) error {
-	if len(events) == 0 {
-		return nil
-	}
-	now := time.Now().UTC()
-	rows := make([]restEventRow, len(events))
-	for i, e := range events {
-		ts := e.TS
-		if ts.IsZero() {
-			ts = now
-		}
-		rows[i] = restEventRow{RunID: e.RunID, Seq: e.Seq, TS: ts, Level: e.Level, Source: e.Source,
-			Message: e.Message, Data: restRaw(e.Data), Phase: restNilIfEmpty(e.Phase)}
-	}
-	q := url.Values{"on_conflict": {"run_id,seq"}}
-	if err := s.insert(ctx, "append_events", "run_events", q, rows, "resolution=ignore-duplicates", restRetrySafe); err != nil {
-		return fmt.Errorf("append %d events to run %s: %w", len(events), events[0].RunID, err)
-	}
-	return nil
-}
-
-// PutArtifact inserts one artifact. A plain insert: retried only when the
-// request never left.
-func (s *RESTStore) PutArtifact(ctx context.Context, a executor.Artifact) error {
-	row := map[string]any{"run_id": a.RunID, "kind": a.Kind, "title": a.Title, "value": a.Value}
-	if err := s.insert(ctx, "put_artifact", "artifacts", nil, row, "", restRetryUnsent); err != nil {
+// PutArtifact stores one artifact of a leased run (put_artifact). Not
+// idempotent: retried only when the request never left.
+func (s *RESTStore) PutArtifact(ctx context.Context, lease executor.Lease, a executor.Artifact) error {
+	var id *int64
+	if _, err := s.rpc(ctx, "put_artifact", map[string]any{
+		"p_worker": lease.Worker, "p_run_id": lease.RunID, "p_attempt": lease.Attempt,
+		"p_kind": a.Kind, "p_title": a.Title, "p_value": a.Value,
+	}, restRetryUnsent, &id); err != nil {
 		return fmt.Errorf("put %s artifact %q of run %s: %w", a.Kind, a.Title, a.RunID, err)
 	}
-	return nil
-}
-
-type restStepRow struct {
-	RunID      string          `json:"run_id"`
-	Idx        int             `json:"idx"`
-	StepID     string          `json:"step_id"`
-	Title      string          `json:"title"`
-	Kind       string          `json:"kind"`
-	Tool       *string         `json:"tool"`
-	Action     *string         `json:"action"`
-	Args       json.RawMessage `json:"args"`
-	Status     string          `json:"status"`
-	StartedAt  *time.Time      `json:"started_at"`
-	FinishedAt *time.Time      `json:"finished_at"`
-	Error      *string         `json:"error"`
-}
-
-// UpsertSteps writes run_steps rows keyed by (run_id, idx), every column
-// from the given step (merge-duplicates).
-func (s *RESTStore) UpsertSteps(ctx context.Context, steps []executor.Step) error {
-	if len(steps) == 0 {
-		return nil
-	}
-	rows := make([]restStepRow, len(steps))
-	for i, st := range steps {
-		rows[i] = restStepRow{RunID: st.RunID, Idx: st.Idx, StepID: st.StepID, Title: st.Title, Kind: st.Kind,
-			Tool: st.Tool, Action: st.Action, Args: restRaw(st.Args), Status: st.Status,
-			StartedAt: st.StartedAt, FinishedAt: st.FinishedAt, Error: st.Error}
-		if rows[i].Kind == "" {
-			rows[i].Kind = "system"
-		}
-		if rows[i].Args == nil {
-			rows[i].Args = json.RawMessage(`{}`)
-		}
-		if rows[i].Status == "" {
-			rows[i].Status = "queued"
-		}
-	}
-	q := url.Values{"on_conflict": {"run_id,idx"}}
-	if err := s.insert(ctx, "upsert_steps", "run_steps", q, rows, "resolution=merge-duplicates", restRetrySafe); err != nil {
-		return fmt.Errorf("upsert %d steps of run %s: %w", len(steps), steps[0].RunID, err)
+	if id == nil {
+		return leaseLost("put_artifact", lease)
 	}
 	return nil
 }
@@ -283,12 +236,17 @@ func (s *RESTStore) GetTemplate(ctx context.Context, idOrSlug string) (*executor
 	return ts[0], nil
 }
 
-// UpsertSpecDoc writes a spec_docs row by slug (on_conflict=slug, merge-duplicates).
-func (s *RESTStore) UpsertSpecDoc(ctx context.Context, slug, title, content string) error {
-	row := map[string]string{"slug": slug, "title": title, "content": content}
-	if err := s.insert(ctx, "upsert_spec_doc", "spec_docs", url.Values{"on_conflict": {"slug"}}, row,
-		"resolution=merge-duplicates", restRetrySafe); err != nil {
+// UpsertSpecDoc writes a spec_docs row by slug for a leased run (put_spec_doc).
+func (s *RESTStore) UpsertSpecDoc(ctx context.Context, lease executor.Lease, slug, title, content string) error {
+	var ok bool
+	if _, err := s.rpc(ctx, "put_spec_doc", map[string]any{
+		"p_worker": lease.Worker, "p_run_id": lease.RunID, "p_attempt": lease.Attempt,
+		"p_slug": slug, "p_title": title, "p_content": content,
+	}, restRetrySafe, &ok); err != nil {
 		return fmt.Errorf("upsert spec doc %s: %w", slug, err)
+	}
+	if !ok {
+		return leaseLost("put_spec_doc", lease)
 	}
 	return nil
 }
@@ -423,11 +381,28 @@ func (s *RESTStore) ApproveRun(ctx context.Context, id, approver string) (bool, 
 	if err != nil {
 		return false, fmt.Errorf("approve run %s: check a replayed approval: %w", id, err)
 	}
-	want := approver
-	if strings.TrimSpace(want) == "" {
-		want = "service_role"
+	want := "operator:" + strings.TrimSpace(approver)
+	return r.ApprovedAt != nil && r.ApprovedBy != nil && *r.ApprovedBy == want, nil
+}
+
+// RejectRun refuses a run waiting for approval (reject_run). reject_run
+// answers false to a replay of a rejection that committed, so when an
+// earlier attempt may have executed, a false answer is checked against the row.
+func (s *RESTStore) RejectRun(ctx context.Context, id, approver, reason string) (bool, error) {
+	var ok bool
+	retried, err := s.rpc(ctx, "reject_run", map[string]any{"p_run_id": id, "p_reason": reason,
+		"p_approver": restNilIfEmpty(approver)}, restRetrySafe, &ok)
+	if err != nil {
+		return false, fmt.Errorf("reject run %s: %w", id, err)
 	}
-	return r.ApprovedAt != nil && r.ApprovedBy != nil && *r.ApprovedBy == strings.TrimSpace(want), nil
+	if ok || !retried {
+		return ok, nil
+	}
+	r, err := s.GetRun(ctx, id)
+	if err != nil {
+		return false, fmt.Errorf("reject run %s: check a replayed rejection: %w", id, err)
+	}
+	return r.RejectedBy != nil && *r.RejectedBy == "operator:"+strings.TrimSpace(approver), nil
 }
 
 // SchemaVersion is the newest applied opsd migration (opsd_schema_version).

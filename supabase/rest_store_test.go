@@ -56,9 +56,13 @@ func TestRESTBrowserKeysCannotWriteEvents(t *testing.T) {
 	ctx := context.Background()
 	run, err := env.Store.SubmitRun(ctx, executor.NewRun{Env: "dev", Kind: "healthcheck"})
 	require.NoError(t, err)
-	event := []executor.Event{{RunID: run.ID, Seq: 1, Level: executor.LevelInfo, Source: "System", Message: "forged"}}
+	claimed, err := env.Store.ClaimRuns(ctx, executor.ClaimRequest{Worker: "w1", Lane: run.Lane, Limit: 1})
+	require.NoError(t, err)
+	require.Len(t, claimed, 1)
+	event := executor.Rows{Events: []executor.Event{{RunID: run.ID, Seq: 1, Level: executor.LevelInfo, Source: "System",
+		Message: "forged", Attempt: claimed[0].Attempt}}}
 
-	err = env.Anon.AppendEvents(ctx, event)
+	_, err = env.Anon.AppendRows(ctx, "w1", event)
 	var se *executor.StoreError
 	require.True(t, errors.As(err, &se), "want a StoreError, got %v", err)
 	assert.ErrorIs(t, err, executor.ErrPermission)
@@ -71,7 +75,7 @@ func TestRESTBrowserKeysCannotWriteEvents(t *testing.T) {
 		HTTPClient: &http.Client{Transport: apikeyTransport{key: srv.AnonKey()}}})
 	require.NoError(t, err)
 	defer userStore.Close()
-	err = userStore.AppendEvents(ctx, event)
+	_, err = userStore.AppendRows(ctx, "w1", event)
 	require.True(t, errors.As(err, &se), "want a StoreError, got %v", err)
 	assert.ErrorIs(t, err, executor.ErrPermission)
 	assert.Equal(t, http.StatusForbidden, se.Status)
@@ -79,7 +83,9 @@ func TestRESTBrowserKeysCannotWriteEvents(t *testing.T) {
 	var n int
 	require.NoError(t, env.DB.QueryRow(ctx, `SELECT count(*) FROM run_events`).Scan(&n))
 	assert.Zero(t, n)
-	require.NoError(t, env.Store.AppendEvents(ctx, event), "the service role may")
+	refused, err := env.Store.AppendRows(ctx, "w1", event)
+	require.NoError(t, err, "the service role may, for the worker that holds the run")
+	assert.Empty(t, refused)
 }
 
 // apikeyTransport replaces the apikey header, keeping the bearer token.

@@ -28,7 +28,8 @@ func boolQuery(t *testing.T, db *pgtest.DB, sql string, args ...any) bool {
 
 func makeStale(t *testing.T, db *pgtest.DB, id string) {
 	t.Helper()
-	_, err := db.Pool.Exec(context.Background(), `UPDATE runs SET heartbeat_at = now() - interval '1 hour' WHERE id = $1`, id)
+	_, err := db.Pool.Exec(context.Background(), `UPDATE runs SET heartbeat_at = now() - interval '1 hour',
+		lease_expires_at = now() - interval '1 second' WHERE id = $1`, id)
 	require.NoError(t, err)
 }
 
@@ -48,7 +49,7 @@ func TestFencing(t *testing.T) {
 
 	makeStale(t, db, id)
 	var action string
-	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT action FROM reap_stale_runs(30) WHERE run_id = $1`, id).Scan(&action))
+	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT action FROM reap_stale_runs() WHERE run_id = $1`, id).Scan(&action))
 	require.Equal(t, "requeued", action)
 
 	state, _ := heartbeat(t, db, "old", id, 1)
@@ -125,7 +126,7 @@ func TestReaperPolicy(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			rows, err := db.Pool.Query(ctx, `SELECT run_id, action FROM reap_stale_runs(30)`)
+			rows, err := db.Pool.Query(ctx, `SELECT run_id, action FROM reap_stale_runs()`)
 			if !assertNoError(t, err) {
 				return
 			}
@@ -246,12 +247,14 @@ func TestEventBatchReplay(t *testing.T) {
 	ctx := context.Background()
 	db := pgtest.NewDB(t)
 	id := insertRun(t, db.Pool, nil, "A", 100)
-	batch := `INSERT INTO run_events (run_id, seq, level, source, message)
-		SELECT $1, g, 'info', 'System', 'line ' || g FROM generate_series(1, 50) g
-		ON CONFLICT (run_id, seq) DO NOTHING`
+	_, err := claim(ctx, db.Pool, "w", "A", 1)
+	require.NoError(t, err)
+	batch := `SELECT count(*) FROM append_run_rows('w', (SELECT jsonb_agg(jsonb_build_object('run_id', $1::uuid, 'attempt', 1,
+		'seq', g, 'level', 'info', 'source', 'System', 'message', 'line ' || g)) FROM generate_series(1, 50) g))`
 	for i := 0; i < 3; i++ {
-		_, err := db.Pool.Exec(ctx, batch, id)
-		require.NoError(t, err)
+		var refused int
+		require.NoError(t, db.Pool.QueryRow(ctx, batch, id).Scan(&refused))
+		require.Zero(t, refused)
 	}
 	var n, distinct int
 	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT count(*), count(DISTINCT seq) FROM run_events WHERE run_id = $1`, id).Scan(&n, &distinct))
@@ -259,6 +262,8 @@ func TestEventBatchReplay(t *testing.T) {
 	require.Equal(t, 50, distinct)
 }
 
+// TestReleaseGivesAttemptBack: a release does not use up one of
+// max_attempts, but the attempt number (the fencing token) stays.
 func TestReleaseGivesAttemptBack(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -268,9 +273,10 @@ func TestReleaseGivesAttemptBack(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, boolQuery(t, db, `SELECT release_run($1, 'w', 1, 'shutdown')`, id))
 	var status string
-	var attempt int
-	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT status, attempt FROM runs WHERE id = $1`, id).Scan(&status, &attempt))
+	var attempt, used int
+	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT status, attempt, attempts_used FROM runs WHERE id = $1`, id).Scan(&status, &attempt, &used))
 	require.Equal(t, "queued", status)
-	require.Zero(t, attempt)
+	require.Equal(t, 1, attempt)
+	require.Zero(t, used)
 	require.False(t, boolQuery(t, db, `SELECT release_run($1, 'w', 1, 'again')`, id))
 }

@@ -68,12 +68,15 @@ func TestRLS(t *testing.T) {
 		{"user may not heartbeat", "authenticated", userA, `SELECT * FROM heartbeat_runs('x', ARRAY[$1::uuid], ARRAY[1])`, []any{runA}, false, 0},
 		{"user may not finish", "authenticated", userA, `SELECT finish_run($1, 'x', 1, 'success')`, []any{runA}, false, 0},
 		{"user may not complete", "authenticated", userA, `SELECT complete_run($1, 'success')`, []any{runA}, false, 0},
-		{"anon may not reap", "anon", "", `SELECT * FROM reap_stale_runs(1)`, nil, false, 0},
+		{"anon may not reap", "anon", "", `SELECT * FROM reap_stale_runs()`, nil, false, 0},
+		{"user may not append rows", "authenticated", userA, `SELECT * FROM append_run_rows('x', '[]', NULL)`, nil, false, 0},
+		{"user may not add approvers", "authenticated", userA, `INSERT INTO approvers (user_id) VALUES ($1)`, []any{userA}, false, 0},
+		{"user A (not an approver) may not approve", "authenticated", userA, `SELECT approve_run($1)`, []any{shared}, false, 0},
 		{"anon may not approve", "anon", "", `SELECT approve_run($1)`, []any{shared}, false, 0},
 		{"anon pings", "anon", "", `SELECT ping()`, nil, true, 1},
 		{"anon enqueues", "anon", "", `SELECT enqueue_run('dev', 'healthcheck', '{"title":"x"}')`, nil, true, 1},
 		{"service role claims", "service_role", "", `SELECT claim_run('svc', 'Z', 1)`, nil, true, 0},
-		{"service role writes events", "service_role", "", `INSERT INTO run_events (run_id, seq, level, source, message) VALUES ($1, 1, 'info', 'System', 'x')`, []any{runA}, true, 1},
+		{"service role writes events only through the fenced functions", "service_role", "", `INSERT INTO run_events (run_id, seq, level, source, message) VALUES ($1, 1, 'info', 'System', 'x')`, []any{runA}, false, 0},
 		{"service role reads everything", "service_role", "", `SELECT id FROM runs WHERE id IN ($1, $2)`, []any{runA, shared}, true, 2},
 	}
 	for _, c := range cases {
@@ -105,13 +108,19 @@ func TestRLS(t *testing.T) {
 		})
 	}
 
-	// What must work end to end for the UI: A cancels, approves, and reads
-	// the events the daemon wrote (what Realtime checks before delivering).
-	require.NoError(t, asRole(ctx, db.Pool, "authenticated", userA, func(tx pgx.Tx) error {
+	// What must work end to end for the UI: B (an approver) approves A's
+	// run; A reads the events written for it (what Realtime checks before
+	// delivering) and cancels it.
+	_, err := db.Pool.Exec(ctx, `INSERT INTO approvers (user_id, name) VALUES ($1, 'B')`, userB)
+	require.NoError(t, err)
+	require.NoError(t, asRole(ctx, db.Pool, "authenticated", userB, func(tx pgx.Tx) error {
 		var ok bool
 		if err := tx.QueryRow(ctx, `SELECT approve_run($1)`, runA).Scan(&ok); err != nil || !ok {
 			return errOr(err, "approve_run returned false")
 		}
+		return nil
+	}))
+	require.NoError(t, asRole(ctx, db.Pool, "authenticated", userA, func(tx pgx.Tx) error {
 		var n int
 		if err := tx.QueryRow(ctx, `SELECT count(*) FROM run_events WHERE run_id = $1`, runA).Scan(&n); err != nil || n == 0 {
 			return errOr(err, "user cannot read the events of its own run")
@@ -121,7 +130,7 @@ func TestRLS(t *testing.T) {
 	}))
 	var approvedBy, status string
 	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT approved_by, status FROM runs WHERE id = $1`, runA).Scan(&approvedBy, &status))
-	require.Equal(t, userA, approvedBy)
+	require.Equal(t, userB, approvedBy)
 	require.Equal(t, "canceled", status)
 	require.NoError(t, asRole(ctx, db.Pool, "authenticated", userB, func(tx pgx.Tx) error {
 		var n int

@@ -59,7 +59,11 @@ func runFrom(w *gh.WorkflowRun) Run {
 // DispatchTimeout, and taking the earliest. Two dispatches of the same
 // workflow and ref within the same second cannot be told apart that way.
 //
-// The dispatch is never retried: repeating it would start a second run.
+// The dispatch is never retried once accepted: repeating it would start a
+// second run. A rate limit (refused before processing) is waited out as
+// c.Retry says and the dispatch sent again; a 400 or 422, which GitHub
+// answers before starting anything, is sent once more without
+// return_run_details.
 func (c *Client) DispatchWorkflow(ctx context.Context, repo, workflowFile, ref string, inputs map[string]string) (int64, error) {
 	owner, name, err := splitRepo(repo)
 	if err != nil {
@@ -78,6 +82,24 @@ func (c *Client) DispatchWorkflow(ctx context.Context, repo, workflowFile, ref s
 	}
 	sent := c.now()
 	details, resp, err := c.gh.Actions.CreateWorkflowDispatchEventByFileName(ctx, owner, name, workflowFile, req)
+	for attempt := 1; attempt <= maxDispatchRateLimits && isRateLimit(err); attempt++ {
+		// A rate-limited request was refused before GitHub processed it, so
+		// sending it again after the wait cannot start a second run.
+		if perr := c.Retry.Pause(ctx, attempt, translate(err)); perr != nil {
+			return 0, fmt.Errorf("%s: dispatch %s on %s@%s: %w", Name, workflowFile, repo, ref, perr)
+		}
+		sent = c.now()
+		details, resp, err = c.gh.Actions.CreateWorkflowDispatchEventByFileName(ctx, owner, name, workflowFile, req)
+	}
+	if s := statusOf(translate(err)); s == http.StatusBadRequest || s == http.StatusUnprocessableEntity {
+		// A server that does not know return_run_details (GitHub Enterprise
+		// Server validating an older schema) refuses the whole request, so
+		// nothing was started: send it again without the field; the run is
+		// then found by listing (below). A 422 for another reason repeats.
+		req.ReturnRunDetails = nil
+		sent = c.now()
+		details, resp, err = c.gh.Actions.CreateWorkflowDispatchEventByFileName(ctx, owner, name, workflowFile, req)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("%s: dispatch %s on %s@%s: %w", Name, workflowFile, repo, ref, translate(err))
 	}
@@ -97,6 +119,14 @@ func (c *Client) DispatchWorkflow(ctx context.Context, repo, workflowFile, ref s
 	return id, nil
 }
 
+// maxDispatchRateLimits is how many rate limits a dispatch waits out.
+const maxDispatchRateLimits = 3
+
+func isRateLimit(err error) bool {
+	var rl *RateLimitError
+	return errors.As(translate(err), &rl)
+}
+
 // findDispatchedRun polls the workflow's runs for the earliest
 // workflow_dispatch run on ref created at or after since.
 func (c *Client) findDispatchedRun(parent context.Context, owner, name, file, ref string, since time.Time) (int64, error) {
@@ -110,7 +140,7 @@ func (c *Client) findDispatchedRun(parent context.Context, owner, name, file, re
 		ListOptions: gh.ListOptions{PerPage: perPage},
 	}
 	var id int64
-	err := pollLoop(ctx, c.DispatchPoll, func() (bool, error) {
+	err := pollLoop(ctx, c.DispatchPoll, c.Retry, func() (bool, error) {
 		runs, _, err := c.gh.Actions.ListWorkflowRunsByFileName(ctx, owner, name, file, opts)
 		if err != nil {
 			return false, translate(err)
@@ -147,7 +177,7 @@ func (c *Client) WaitForWorkflowRun(ctx context.Context, repo string, runID int6
 		return "", err
 	}
 	var conclusion string
-	err = pollLoop(ctx, poll, func() (bool, error) {
+	err = pollLoop(ctx, poll, c.Retry, func() (bool, error) {
 		r, _, err := c.gh.Actions.GetWorkflowRunByID(ctx, owner, name, runID)
 		if err != nil {
 			return false, translate(err)

@@ -26,6 +26,7 @@ import (
 	gh "github.com/google/go-github/v84/github"
 
 	"github.com/opscontrolroom/opsd/adapters"
+	"github.com/opscontrolroom/opsd/internal/backoff"
 )
 
 // Name is the adapter name used in calls, errors and logs.
@@ -49,6 +50,10 @@ type Client struct {
 	DispatchPoll time.Duration
 	// DispatchTimeout bounds that search. Default 60s.
 	DispatchTimeout time.Duration
+	// Retry is how the polls (WaitForWorkflowRun, the dispatch fallback) ride
+	// out rate limits and 5xx: until GitHub's reset or Retry-After, within
+	// the caller's deadline. Default adapters.Policy{} (an hour at most per wait).
+	Retry adapters.Policy
 
 	now func() time.Time
 }
@@ -103,23 +108,33 @@ func (e *InvalidRepoError) Error() string {
 	return fmt.Sprintf("%s: invalid repository %q: want \"owner/name\"", Name, e.Repo)
 }
 
-// pollLoop calls f every interval until it reports done, returns an error, or
-// ctx ends. f runs once immediately.
-func pollLoop(ctx context.Context, interval time.Duration, f func() (bool, error)) error {
+// pollLoop calls f every interval until it reports done, returns an error
+// that retry does not wait out, or ctx ends. f runs once immediately. A
+// temporary error (a rate limit, a 5xx) is waited out with retry.Pause, so a
+// long wait survives the limits GitHub documents.
+func pollLoop(ctx context.Context, interval time.Duration, retry adapters.Policy, f func() (bool, error)) error {
 	if interval <= 0 {
 		interval = time.Second
 	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
+	failures := 0
 	for {
 		done, err := f()
-		if err != nil || done {
-			return err
+		if done {
+			return nil
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			failures++
+			if perr := retry.Pause(ctx, failures, err); perr != nil {
+				return perr
+			}
+			continue
+		}
+		failures = 0
+		if err := backoff.Sleep(ctx, interval); err != nil {
+			return err
 		}
 	}
 }

@@ -16,6 +16,9 @@ import (
 var (
 	// ErrRefNotFound: a branch, tag or sha does not exist in the repository.
 	ErrRefNotFound = errors.New("ref not found")
+	// ErrRepoNotFound: the repository does not exist or the token cannot see
+	// it (GitHub answers 404 for both).
+	ErrRepoNotFound = errors.New("repository not found or not accessible with this token")
 	// ErrAlreadyExists: the branch or pull request to create already exists.
 	ErrAlreadyExists = errors.New("already exists")
 	// ErrNoWorkflowRuns: no workflow run matched.
@@ -64,9 +67,21 @@ func translate(err error) error {
 		}
 		return &RateLimitError{API: api}
 	case errors.As(err, &arle):
+		// GitHub: honour retry-after; else, when x-ratelimit-remaining is 0,
+		// x-ratelimit-reset; else wait at least a minute. (go-github also
+		// reads x-ratelimit-reset when the quota is not spent; GitHub does not
+		// document that for secondary limits, so apiError decides.)
 		api := apiError(arle.Response, CodeSecondaryRateLimited, arle.Message)
-		if arle.RetryAfter != nil && api.RetryAfter == 0 {
-			api.RetryAfter = *arle.RetryAfter
+		if api.RetryAfter == 0 {
+			api.RetryAfter = adapters.DefaultSecondaryWait
+		}
+		return &RateLimitError{API: api}
+	case errors.As(err, &er) && er.Response != nil && er.Response.StatusCode == http.StatusTooManyRequests:
+		// A 429 is a secondary limit even when go-github does not say so:
+		// wait its Retry-After, else at least the minute GitHub asks for.
+		api := apiError(er.Response, CodeSecondaryRateLimited, er.Message)
+		if api.RetryAfter == 0 {
+			api.RetryAfter = adapters.DefaultSecondaryWait
 		}
 		return &RateLimitError{API: api}
 	case errors.As(err, &er):

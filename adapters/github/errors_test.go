@@ -61,8 +61,8 @@ func TestErrorTranslation(t *testing.T) {
 	}{
 		{name: "server error retried then reported", failure: githubtest.Failure{Status: 500, Times: -1},
 			wantStatus: 500, temporary: true, attempts: 3},
-		{name: "429 with Retry-After retried", failure: githubtest.Failure{Status: 429, RetryAfter: time.Second, Times: -1},
-			wantStatus: 429, temporary: true, retryAfter: true, attempts: 3},
+		{name: "429 with Retry-After past the inline budget handed over", failure: githubtest.Failure{Status: 429, RetryAfter: time.Second, Times: -1},
+			wantStatus: 429, wantCode: github.CodeSecondaryRateLimited, temporary: true, rateLimit: true, retryAfter: true, attempts: 1},
 		{name: "primary rate limit", failure: githubtest.Failure{RateLimit: true},
 			wantStatus: 403, wantCode: github.CodeRateLimited, temporary: true, rateLimit: true, retryAfter: true, attempts: 1},
 		{name: "secondary rate limit", failure: githubtest.Failure{Secondary: true, RetryAfter: 30 * time.Second},

@@ -30,9 +30,13 @@ func (c *Client) GetRef(ctx context.Context, repo, ref string) (string, error) {
 	if err != nil {
 		err = translate(err)
 		// GitHub answers 422 "No commit found for SHA: x" for an unknown ref
-		// in a repository that exists, 404 when the repository does not.
-		if s := statusOf(err); s == http.StatusNotFound || s == http.StatusUnprocessableEntity {
+		// in a repository that exists, 404 when the repository does not
+		// exist or the token cannot see it. Both keep GitHub's own message.
+		switch statusOf(err) {
+		case http.StatusUnprocessableEntity:
 			return "", fmt.Errorf("%s: ref %q not found in %s: %w: %w", Name, ref, repo, ErrRefNotFound, err)
+		case http.StatusNotFound:
+			return "", fmt.Errorf("%s: resolve ref %q: %s: %w: %w", Name, ref, repo, ErrRepoNotFound, err)
 		}
 		return "", fmt.Errorf("%s: resolve ref %q in %s: %w", Name, ref, repo, err)
 	}

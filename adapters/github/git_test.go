@@ -23,6 +23,7 @@ func TestGetRef(t *testing.T) {
 	tests := []struct {
 		name, repo, ref, want string
 		wantErr               error
+		wantMsg               string // GitHub's own message, kept in the error
 	}{
 		{name: "branch", repo: repo, ref: "main", want: feature},
 		{name: "branch with slash", repo: repo, ref: "feature/x", want: feature},
@@ -31,8 +32,8 @@ func TestGetRef(t *testing.T) {
 		{name: "full tag ref", repo: repo, ref: "refs/tags/v1.0.0", want: head},
 		{name: "sha", repo: repo, ref: head, want: head},
 		{name: "short sha", repo: repo, ref: head[:10], want: head},
-		{name: "unknown ref", repo: repo, ref: "nope", wantErr: github.ErrRefNotFound},
-		{name: "unknown repo", repo: "acme/other", ref: "main", wantErr: github.ErrRefNotFound},
+		{name: "unknown ref: 422", repo: repo, ref: "nope", wantErr: github.ErrRefNotFound, wantMsg: "No commit found for SHA: nope"},
+		{name: "unknown repo: 404", repo: "acme/other", ref: "main", wantErr: github.ErrRepoNotFound, wantMsg: "404: Not Found"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -40,6 +41,10 @@ func TestGetRef(t *testing.T) {
 			if tt.wantErr != nil {
 				require.ErrorIs(t, err, tt.wantErr)
 				assert.Contains(t, err.Error(), tt.ref, "the error names the ref")
+				assert.Contains(t, err.Error(), tt.wantMsg)
+				if tt.wantErr == github.ErrRepoNotFound {
+					assert.NotErrorIs(t, err, github.ErrRefNotFound, "a missing repository is not a missing ref")
+				}
 				var api *adapters.APIError
 				require.ErrorAs(t, err, &api, "the vendor error stays reachable")
 				return

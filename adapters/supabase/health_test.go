@@ -18,7 +18,9 @@ func newHealthClient(t *testing.T, srv *supabasetest.Server, key string) *sb.Cli
 	t.Helper()
 	c, err := sb.New(adapters.Options{
 		Token: key, BaseURL: srv.URL,
-		Timeout: 5 * time.Second, MaxRetries: 2, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
+		// MaxBackoff leaves room for a 1 s Retry-After: a longer one would be
+		// handed back to the caller instead of waited out inline.
+		Timeout: 5 * time.Second, MaxRetries: 2, MinBackoff: time.Millisecond, MaxBackoff: 2 * time.Second,
 	})
 	require.NoError(t, err)
 	return c

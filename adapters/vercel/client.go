@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/opscontrolroom/opsd/adapters"
+	"github.com/opscontrolroom/opsd/internal/backoff"
 )
 
 // Name is the adapter name used in calls and errors.
@@ -36,6 +37,11 @@ type Client struct {
 	token  string
 	teamID string
 	opts   adapters.Options
+
+	// Retry is how WaitForDeployment and CreateDeployment ride out rate
+	// limits and 5xx: as long as Vercel asks, within the caller's deadline.
+	// New sets its backoff from the options' MinBackoff and MaxBackoff.
+	Retry adapters.Policy
 }
 
 // New returns a Client. o.Token (VERCEL_TOKEN) is required; o.BaseURL defaults
@@ -60,6 +66,7 @@ func New(o adapters.Options, teamID string) (*Client, error) {
 		token:  o.Token,
 		teamID: teamID,
 		opts:   o,
+		Retry:  adapters.Policy{Backoff: backoff.Policy{Min: o.MinBackoff, Max: o.MaxBackoff}},
 	}, nil
 }
 
@@ -120,7 +127,11 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, 
 		if msg == "" && eb.Error.Code == "" {
 			msg = strings.TrimSpace(string(data[:min(len(data), 200)]))
 		}
-		return adapters.NewAPIError(Name, resp, eb.Error.Code, msg)
+		ae := adapters.NewAPIError(Name, resp, eb.Error.Code, msg)
+		if l := adapters.ProviderLimit(Name, resp, data, time.Now()); ae.RetryAfter == 0 && l.Wait > 0 {
+			ae.RetryAfter = l.Wait // error.limit.reset, when no header said it
+		}
+		return ae
 	}
 	if out == nil {
 		return nil
@@ -146,21 +157,18 @@ func unwrapURLError(err error) error {
 
 // retryRateLimited runs a non-idempotent call again when Vercel answered 429:
 // a rate-limited request was refused before it was processed, so repeating it
-// cannot create a second deployment. Other failures are returned as they are.
+// cannot create a second deployment. It waits as Vercel asks (headers or
+// error.limit.reset) within ctx's deadline (c.Retry); other failures are
+// returned as they are.
 func (c *Client) retryRateLimited(ctx context.Context, call func() error) error {
-	for attempt := 0; ; attempt++ {
+	for attempt := 1; ; attempt++ {
 		err := call()
 		var ae *adapters.APIError
-		if err == nil || attempt >= max(c.opts.MaxRetries, 0) || !errors.As(err, &ae) || ae.Status != http.StatusTooManyRequests {
+		if err == nil || attempt > max(c.opts.MaxRetries, 0) || !errors.As(err, &ae) || ae.Status != http.StatusTooManyRequests {
 			return err
 		}
-		wait := min(max(ae.RetryAfter, c.opts.MinBackoff), c.opts.MaxBackoff)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
+		if perr := c.Retry.Pause(ctx, attempt, err); perr != nil {
+			return perr
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -18,7 +19,21 @@ const (
 	StateError        = "ERROR"
 	StateCanceled     = "CANCELED"
 	StateDeleted      = "DELETED"
+	// StateBlocked: Vercel stopped the deployment before building it (for
+	// example a commit author without access, or a plan limit); it never
+	// becomes READY on its own.
+	StateBlocked = "BLOCKED"
+	// Later steps and an archived deployment, in some of Vercel's enums.
+	StateUploading = "UPLOADING"
+	StateDeploying = "DEPLOYING"
+	StateArchived  = "ARCHIVED"
 )
+
+// Terminal lists the documented readyState values a deployment never leaves.
+var Terminal = []string{StateReady, StateError, StateCanceled, StateDeleted, StateBlocked, StateArchived}
+
+// InProgress lists the documented readyState values that still move on.
+var InProgress = []string{StateQueued, StateInitializing, StateBuilding, StateUploading, StateDeploying}
 
 // Deployment is a Vercel deployment as opsd uses it.
 type Deployment struct {
@@ -26,7 +41,7 @@ type Deployment struct {
 	URL          string // hostname without scheme, e.g. "web-abc123.vercel.app"
 	Name         string
 	ProjectID    string
-	State        string // readyState: QUEUED, INITIALIZING, BUILDING, READY, ERROR, CANCELED
+	State        string // readyState: QUEUED, INITIALIZING, BUILDING, READY, ERROR, CANCELED, DELETED, BLOCKED
 	Target       string // "production", "staging" or "" for a preview
 	InspectorURL string
 	CreatedAt    time.Time
@@ -35,14 +50,8 @@ type Deployment struct {
 	ErrorMessage string
 }
 
-// Done reports whether the deployment reached a final state.
-func (d *Deployment) Done() bool {
-	switch d.State {
-	case StateReady, StateError, StateCanceled, StateDeleted:
-		return true
-	}
-	return false
-}
+// Done reports whether the deployment reached a final state (Terminal).
+func (d *Deployment) Done() bool { return slices.Contains(Terminal, d.State) }
 
 // CommitRef is the Git branch or tag the deployment was built from, if any.
 func (d *Deployment) CommitRef() string { return d.Meta["githubCommitRef"] }
@@ -105,24 +114,36 @@ func (c *Client) GetDeployment(ctx context.Context, idOrURL string) (*Deployment
 // maxPageSize is the largest page GET /v6/deployments returns.
 const maxPageSize = 100
 
+// maxPreviewPages bounds the walk for preview deployments (500 deployments).
+const maxPreviewPages = 5
+
 // ListDeployments returns up to limit deployments of a project (ID or name),
-// newest first, optionally only those of target ("production", "preview"); limit
-// <= 0 means 20. It follows pagination.next (sent back as until) across pages.
+// newest first, optionally only those of target ("production", a custom
+// environment such as "staging", or "preview"); limit <= 0 means 20. It
+// follows pagination.next (sent back as until) across pages.
+//
+// "preview" is not a value Vercel documents for the target filter (preview
+// deployments have target null), so for it no filter is sent and deployments
+// with a target are skipped here, looking at no more than maxPreviewPages pages.
 func (c *Client) ListDeployments(ctx context.Context, projectID, target string, limit int) ([]Deployment, error) {
 	if limit <= 0 {
 		limit = 20
 	}
+	preview := target == "preview"
 	var out []Deployment
 	var until int64
-	for len(out) < limit {
+	for pages := 0; len(out) < limit && (!preview || pages < maxPreviewPages); pages++ {
 		q := url.Values{}
 		if projectID != "" {
 			q.Set("projectId", projectID)
 		}
-		if target != "" {
+		size := min(limit-len(out), maxPageSize)
+		if preview {
+			size = maxPageSize
+		} else if target != "" {
 			q.Set("target", target)
 		}
-		q.Set("limit", strconv.Itoa(min(limit-len(out), maxPageSize)))
+		q.Set("limit", strconv.Itoa(size))
 		if until != 0 {
 			q.Set("until", strconv.FormatInt(until, 10))
 		}
@@ -137,7 +158,11 @@ func (c *Client) ListDeployments(ctx context.Context, projectID, target string, 
 			return nil, fmt.Errorf("list deployments of %s: %w", projectID, err)
 		}
 		for i := range page.Deployments {
-			out = append(out, *page.Deployments[i].deployment())
+			d := page.Deployments[i].deployment()
+			if preview && d.Target != "" {
+				continue
+			}
+			out = append(out, *d)
 		}
 		// A missing next, or one that does not move back in time, ends the walk
 		// (the second guards against looping on a misbehaving server).
@@ -149,13 +174,51 @@ func (c *Client) ListDeployments(ctx context.Context, projectID, target string, 
 	return out[:min(len(out), limit)], nil
 }
 
-// GitSource names the GitHub commit to build for CreateDeployment.
+// GitSource names the commit to build for CreateDeployment. Type is the
+// project's link.type (Project.Link.Type); Vercel's gitSource takes org and
+// repo for GitHub ("github", "github-limited", "github-custom-host"), owner
+// and slug for Bitbucket, and the numeric project id for GitLab.
 type GitSource struct {
-	Type string `json:"type"`          // "github" (set by CreateDeployment when empty)
-	Org  string `json:"org"`           // repository owner
-	Repo string `json:"repo"`          // repository name
-	Ref  string `json:"ref"`           // branch, tag or commit SHA
-	SHA  string `json:"sha,omitempty"` // optional exact commit
+	Type      string `json:"type"`                // "github" when empty
+	Org       string `json:"org,omitempty"`       // GitHub repository owner
+	Repo      string `json:"repo,omitempty"`      // GitHub repository name
+	Owner     string `json:"owner,omitempty"`     // Bitbucket workspace (from Org)
+	Slug      string `json:"slug,omitempty"`      // Bitbucket repository (from Repo)
+	ProjectID int64  `json:"projectId,omitempty"` // GitLab project id (from RepoID)
+	Ref       string `json:"ref"`                 // branch, tag or commit SHA
+	SHA       string `json:"sha,omitempty"`       // optional exact commit
+	// RepoID is the provider's repository id (Project.Link.RepoID); for
+	// GitLab it becomes projectId. Not sent otherwise.
+	RepoID int64 `json:"-"`
+}
+
+// shaped returns the gitSource in the shape Vercel documents for its type.
+func (gs GitSource) shaped() (GitSource, error) {
+	if gs.Type == "" {
+		gs.Type = "github"
+	}
+	if gs.Ref == "" {
+		return gs, fmt.Errorf("gitSource needs a ref")
+	}
+	switch {
+	case strings.HasPrefix(gs.Type, "github"):
+		if gs.Org == "" || gs.Repo == "" {
+			return gs, fmt.Errorf("gitSource of type %s needs org, repo and ref", gs.Type)
+		}
+	case gs.Type == "bitbucket":
+		gs.Owner, gs.Slug, gs.Org, gs.Repo = gs.Org, gs.Repo, "", ""
+		if gs.Owner == "" || gs.Slug == "" {
+			return gs, fmt.Errorf("gitSource of type bitbucket needs the workspace and repository")
+		}
+	case gs.Type == "gitlab":
+		gs.ProjectID, gs.Org, gs.Repo = gs.RepoID, "", ""
+		if gs.ProjectID == 0 {
+			return gs, fmt.Errorf("gitSource of type gitlab needs the project's repoId (link.projectId)")
+		}
+	default:
+		return gs, fmt.Errorf("gitSource type %q is not one Vercel documents (github, gitlab, bitbucket)", gs.Type)
+	}
+	return gs, nil
 }
 
 // CreateDeploymentRequest is the body of POST /v13/deployments. Set GitSource
@@ -179,12 +242,9 @@ func (c *Client) CreateDeployment(ctx context.Context, req CreateDeploymentReque
 		return nil, fmt.Errorf("create deployment %s: set exactly one of gitSource and deploymentId", req.Name)
 	}
 	if gs := req.GitSource; gs != nil {
-		cp := *gs
-		if cp.Type == "" {
-			cp.Type = "github"
-		}
-		if cp.Org == "" || cp.Repo == "" || cp.Ref == "" {
-			return nil, fmt.Errorf("create deployment %s: gitSource needs org, repo and ref", req.Name)
+		cp, err := gs.shaped()
+		if err != nil {
+			return nil, fmt.Errorf("create deployment %s: %w", req.Name, err)
 		}
 		req.GitSource = &cp
 	}

@@ -30,10 +30,14 @@ func (c *Client) DeploymentEvents(ctx context.Context, id string, limit int) ([]
 		q.Set("direction", "forward")
 		q.Set("limit", "-1")
 	}
+	// Vercel documents two shapes: {type, created, payload: {text, date, ...}}
+	// and the flat {type, created, date, text, ...}; read both.
 	var raw []struct {
 		Type    string `json:"type"`
 		Created int64  `json:"created"`
-		Payload struct {
+		Date    int64  `json:"date"`
+		Text    string `json:"text"`
+		Payload *struct {
 			Text string `json:"text"`
 			Date int64  `json:"date"`
 		} `json:"payload"`
@@ -43,8 +47,12 @@ func (c *Client) DeploymentEvents(ctx context.Context, id string, limit int) ([]
 	}
 	out := make([]Event, 0, len(raw))
 	for _, r := range raw {
-		ms := firstNonZero(r.Created, r.Payload.Date)
-		out = append(out, Event{Type: r.Type, Created: time.UnixMilli(ms).UTC(), Text: r.Payload.Text})
+		text, date := r.Text, r.Date
+		if r.Payload != nil {
+			text, date = firstNonEmpty(r.Payload.Text, text), firstNonZero(r.Payload.Date, date)
+		}
+		ms := firstNonZero(r.Created, date)
+		out = append(out, Event{Type: r.Type, Created: time.UnixMilli(ms).UTC(), Text: text})
 	}
 	if limit > 0 {
 		slices.Reverse(out)

@@ -3,6 +3,7 @@ package vercel
 import (
 	"context"
 	"fmt"
+	"strconv"
 )
 
 // Project is a Vercel project and the Git repository it deploys from.
@@ -14,9 +15,12 @@ type Project struct {
 	Link      *ProjectLink // nil when no repository is connected
 }
 
-// ProjectLink is the project's connected Git repository.
+// ProjectLink is the project's connected Git repository. Vercel names its
+// parts per provider; Org and Repo hold GitHub's org/repo, Bitbucket's
+// owner/slug or GitLab's projectNamespace/projectName, and RepoID GitHub's
+// repoId or GitLab's projectId.
 type ProjectLink struct {
-	Type             string // "github"
+	Type             string // "github", "github-limited", "github-custom-host", "gitlab", "bitbucket"
 	Org              string
 	Repo             string
 	RepoID           int64
@@ -35,6 +39,11 @@ func (c *Client) GetProject(ctx context.Context, idOrName string) (*Project, err
 			Org              string `json:"org"`
 			Repo             string `json:"repo"`
 			RepoID           int64  `json:"repoId"`
+			Owner            string `json:"owner"`            // bitbucket
+			Slug             string `json:"slug"`             // bitbucket
+			ProjectID        string `json:"projectId"`        // gitlab
+			ProjectNamespace string `json:"projectNamespace"` // gitlab
+			ProjectName      string `json:"projectName"`      // gitlab
 			ProductionBranch string `json:"productionBranch"`
 		} `json:"link"`
 	}
@@ -43,7 +52,12 @@ func (c *Client) GetProject(ctx context.Context, idOrName string) (*Project, err
 	}
 	p := &Project{ID: a.ID, Name: a.Name, AccountID: a.AccountID, Framework: a.Framework}
 	if a.Link != nil {
-		p.Link = &ProjectLink{Type: a.Link.Type, Org: a.Link.Org, Repo: a.Link.Repo, RepoID: a.Link.RepoID, ProductionBranch: a.Link.ProductionBranch}
+		l := a.Link
+		p.Link = &ProjectLink{Type: l.Type, Org: firstNonEmpty(l.Org, l.Owner, l.ProjectNamespace),
+			Repo: firstNonEmpty(l.Repo, l.Slug, l.ProjectName), RepoID: l.RepoID, ProductionBranch: l.ProductionBranch}
+		if id, err := strconv.ParseInt(l.ProjectID, 10, 64); err == nil && p.Link.RepoID == 0 {
+			p.Link.RepoID = id
+		}
 	}
 	return p, nil
 }

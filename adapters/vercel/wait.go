@@ -3,16 +3,17 @@ package vercel
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
-	"github.com/opscontrolroom/opsd/adapters"
+	"github.com/opscontrolroom/opsd/internal/backoff"
 )
 
 // DefaultPoll is how often WaitForDeployment polls when given no interval.
 const DefaultPoll = 5 * time.Second
 
-// DeploymentFailedError reports a deployment that ended in ERROR, CANCELED or
-// DELETED instead of READY.
+// DeploymentFailedError reports a deployment that ended in a terminal state
+// other than READY: ERROR, CANCELED, DELETED or BLOCKED.
 type DeploymentFailedError struct {
 	ID, State, Code, Message string
 }
@@ -29,32 +30,44 @@ func (e *DeploymentFailedError) Error() string {
 }
 
 // WaitForDeployment polls the deployment every poll (DefaultPoll if <= 0) until
-// it is READY, and returns it. A deployment that ends ERROR or CANCELED is
-// returned together with a *DeploymentFailedError. Temporary API errors (429,
-// 5xx) are polled through; the context bounds the wait.
+// it reaches a terminal readyState (Terminal), and returns it. Any terminal
+// state but READY comes with a *DeploymentFailedError naming it. Temporary
+// API errors (429, 5xx) are waited out as c.Retry says; a state Vercel does
+// not document is polled on, and named if ctx ends first.
 func (c *Client) WaitForDeployment(ctx context.Context, id string, poll time.Duration) (*Deployment, error) {
 	if poll <= 0 {
 		poll = DefaultPoll
 	}
-	timer := time.NewTimer(0)
-	defer timer.Stop()
+	last, failures := "", 0
 	for {
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("wait for deployment %s: %w", id, ctx.Err())
-		case <-timer.C:
-		}
 		d, err := c.GetDeployment(ctx, id)
 		switch {
-		case err != nil && ctx.Err() != nil:
-			return nil, fmt.Errorf("wait for deployment %s: %w", id, ctx.Err())
-		case err != nil && !adapters.IsTemporary(err):
-			return nil, fmt.Errorf("wait for deployment: %w", err)
-		case err == nil && d.State == StateReady:
+		case ctx.Err() != nil:
+			return nil, fmt.Errorf("wait for deployment %s%s: %w", id, lastState(last), ctx.Err())
+		case err != nil:
+			failures++
+			if perr := c.Retry.Pause(ctx, failures, err); perr != nil {
+				return nil, fmt.Errorf("wait for deployment%s: %w", lastState(last), perr)
+			}
+			continue
+		case d.State == StateReady:
 			return d, nil
-		case err == nil && d.Done():
+		case d.Done():
 			return d, &DeploymentFailedError{ID: d.ID, State: d.State, Code: d.ErrorCode, Message: d.ErrorMessage}
 		}
-		timer.Reset(poll)
+		failures, last = 0, d.State
+		if err := backoff.Sleep(ctx, poll); err != nil {
+			return nil, fmt.Errorf("wait for deployment %s%s: %w", id, lastState(last), err)
+		}
 	}
+}
+
+func lastState(s string) string {
+	if s == "" {
+		return ""
+	}
+	if !slices.Contains(InProgress, s) {
+		return fmt.Sprintf(" (last readyState %s, which Vercel does not document)", s)
+	}
+	return " (last readyState " + s + ")"
 }

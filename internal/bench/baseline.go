@@ -85,8 +85,8 @@ func (o *original) execute(ctx context.Context, id string) error {
 	seq := 0
 	emit := func(level, msg string) error {
 		seq++
-		ev := executor.Event{RunID: id, Seq: seq, TS: time.Now(), Level: level, Source: "System", Message: msg}
-		if err := o.events.AppendEvents(ctx, []executor.Event{ev}); err != nil {
+		ev := executor.Event{RunID: id, Seq: seq, TS: time.Now(), Level: level, Source: "System", Message: msg, Attempt: 1}
+		if _, err := o.events.AppendRows(ctx, o.worker, executor.Rows{Events: []executor.Event{ev}}); err != nil {
 			return err
 		}
 		if seq == 1 && o.firstEvent != nil {
@@ -235,8 +235,8 @@ func baselineEvents(ctx context.Context, store executor.Store, runID string, n i
 	began := time.Now()
 	for i := 1; i <= n; i++ {
 		ev := executor.Event{RunID: runID, Seq: i, TS: time.Now(), Level: executor.LevelInfo, Source: "Vercel",
-			Message: benchLine(i)}
-		if err := store.AppendEvents(ctx, []executor.Event{ev}); err != nil {
+			Message: benchLine(i), Attempt: 1}
+		if _, err := store.AppendRows(ctx, benchWorker, executor.Rows{Events: []executor.Event{ev}}); err != nil {
 			return 0, err
 		}
 	}

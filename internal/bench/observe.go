@@ -38,12 +38,12 @@ func (s *observed) ClaimRuns(ctx context.Context, req executor.ClaimRequest) ([]
 	return runs, err
 }
 
-func (s *observed) AppendEvents(ctx context.Context, events []executor.Event) error {
-	err := s.Store.AppendEvents(ctx, events)
-	if err == nil && s.appended != nil {
-		s.appended(events, time.Now())
+func (s *observed) AppendRows(ctx context.Context, worker string, rows executor.Rows) ([]executor.Lease, error) {
+	refused, err := s.Store.AppendRows(ctx, worker, rows)
+	if err == nil && s.appended != nil && len(rows.Events) > 0 {
+		s.appended(rows.Events, time.Now())
 	}
-	return err
+	return refused, err
 }
 
 func (s *observed) FinishRun(ctx context.Context, f executor.Finish) (bool, error) {

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/opscontrolroom/opsd/executor"
@@ -110,11 +111,10 @@ func runStream(ctx context.Context, e *env, res *ScenarioResult) error {
 			if err != nil {
 				return err
 			}
-			var runID string
-			err = sc.Pool.QueryRow(ctx, `INSERT INTO runs (env, kind, intent) VALUES ('dev', 'deploy', 'bench original events') RETURNING id`).Scan(&runID)
 			var rate float64
+			ids, err := benchRunsInFlight(ctx, sc, 1, "bench original events")
 			if err == nil {
-				rate, err = baselineEvents(ctx, store, runID, e.o.BaselineEvents)
+				rate, err = baselineEvents(ctx, store, ids[0], e.o.BaselineEvents)
 			}
 			closeStore()
 			if err != nil {
@@ -238,14 +238,28 @@ func (e *env) chatty(ctx context.Context, sc *scratch, res *ScenarioResult) erro
 // like rawEmit's, into a run of their own (constraints, indexes, the
 // foreign key and the publication all apply).
 func insertCeiling(ctx context.Context, sc *scratch, n int) (float64, error) {
-	var id string
-	if err := sc.Pool.QueryRow(ctx, `INSERT INTO runs (env, kind, intent) VALUES ('dev', 'deploy', 'bench insert ceiling') RETURNING id`).Scan(&id); err != nil {
+	ids, err := benchRunsInFlight(ctx, sc, 1, "bench insert ceiling")
+	if err != nil {
 		return 0, err
 	}
+	id := ids[0]
 	began := time.Now()
-	if _, err := sc.Pool.Exec(ctx, `INSERT INTO run_events (run_id, seq, level, source, message, phase)
+	// The rows go in as the fenced writes do (the lease already checked), so
+	// the ceiling and the writer pay for the same triggers.
+	tx, err := sc.Pool.Begin(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if _, err := tx.Exec(ctx, `SELECT public.opsd_fenced_write(true)`); err != nil {
+		return 0, err
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO run_events (run_id, seq, level, source, message, phase)
 		SELECT $1, g, 'info', 'Kubernetes', format('deployment web: replica %s ready (image registry.example.com/web:sha-1f2e3d, node pool-%s)', g, g % 7), 'action'
 		FROM generate_series(1, $2::int) g`, id, n); err != nil {
+		return 0, err
+	}
+	if err := tx.Commit(ctx); err != nil {
 		return 0, err
 	}
 	return float64(n) / time.Since(began).Seconds(), nil
@@ -255,13 +269,11 @@ func insertCeiling(ctx context.Context, sc *scratch, n int) (float64, error) {
 // and returns rows written per second, checked against the database.
 func rawEmit(ctx context.Context, sc *scratch, store executor.Store, n int) (float64, error) {
 	const runs = 8
-	ids := make([]string, runs)
-	for i := range ids {
-		if err := sc.Pool.QueryRow(ctx, `INSERT INTO runs (env, kind, intent) VALUES ('dev', 'deploy', 'bench raw events') RETURNING id`).Scan(&ids[i]); err != nil {
-			return 0, err
-		}
+	ids, err := benchRunsInFlight(ctx, sc, runs, "bench raw events")
+	if err != nil {
+		return 0, err
 	}
-	w := executor.NewWriter(store, executor.WriterConfig{}, nil, executor.NewMetrics())
+	w := executor.NewWriter(store, benchWorker, executor.WriterConfig{}, nil, executor.NewMetrics())
 	wctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	w.Start(wctx)
@@ -273,7 +285,7 @@ func rawEmit(ctx context.Context, sc *scratch, store executor.Store, n int) (flo
 			per++
 		}
 		g.Go(func() error {
-			em := w.NewEmitter(gctx, id, 1, 10, nil)
+			em := w.NewEmitter(gctx, id, 1, 1, 10, nil)
 			for i := range per {
 				msg := fmt.Sprintf("deployment web: replica %d ready (image registry.example.com/web:sha-1f2e3d, node pool-%d)", i, i%7)
 				if err := em.Emit(executor.LevelInfo, "Kubernetes", msg, nil); err != nil {
@@ -283,7 +295,7 @@ func rawEmit(ctx context.Context, sc *scratch, store executor.Store, n int) (flo
 			return nil
 		})
 	}
-	err := g.Wait()
+	err = g.Wait()
 	if err == nil {
 		err = w.Sync(ctx)
 	}
@@ -302,4 +314,28 @@ func rawEmit(ctx context.Context, sc *scratch, store executor.Store, n int) (flo
 		return 0, fmt.Errorf("%d events emitted but %d rows stored", n, stored)
 	}
 	return float64(n) / elapsed.Seconds(), nil
+}
+
+// benchWorker is the worker that holds the bench's hand-made runs: rows are
+// stored only for runs in flight under their writer's lease.
+const benchWorker = "opsd-bench"
+
+// benchRunsInFlight inserts n runs in a lane of their own and claims them
+// for benchWorker (attempt 1, an hour's lease).
+func benchRunsInFlight(ctx context.Context, sc *scratch, n int, intent string) ([]string, error) {
+	const lane = "bench-rows"
+	for range n {
+		if _, err := sc.Pool.Exec(ctx, `INSERT INTO runs (env, kind, intent, lane) VALUES ('dev', 'deploy', $1, $2)`, intent, lane); err != nil {
+			return nil, err
+		}
+	}
+	rows, err := sc.Pool.Query(ctx, `SELECT j->>'id' FROM public.claim_run($1, $2, $3, NULL, 3600) j`, benchWorker, lane, n)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err == nil && len(ids) != n {
+		err = fmt.Errorf("claimed %d of %d bench runs", len(ids), n)
+	}
+	return ids, err
 }

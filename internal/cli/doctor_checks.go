@@ -25,7 +25,7 @@ import (
 // run_steps, which opsd adds.
 var realtimeTables = []string{"sessions", "runs", "run_events", "artifacts", "run_steps"}
 
-const heartbeatSignature = "public.heartbeat_runs(text, uuid[], int[])"
+const heartbeatSignature = "public.heartbeat_runs(text, uuid[], int[], int)"
 
 func sqlState(err error) string {
 	var pe *pgconn.PgError

@@ -83,7 +83,7 @@ func TestDoctorFindsHoles(t *testing.T) {
 	for _, sql := range []string{
 		`GRANT INSERT ON public.run_events TO anon`, // usage of the id sequence is not needed for the probe with an id
 		`CREATE POLICY doctor_hole ON public.run_events FOR INSERT TO anon WITH CHECK (true)`,
-		`GRANT EXECUTE ON FUNCTION public.heartbeat_runs(text, uuid[], int[]) TO anon`,
+		`GRANT EXECUTE ON FUNCTION public.heartbeat_runs(text, uuid[], int[], int) TO anon`,
 		`ALTER PUBLICATION supabase_realtime DROP TABLE public.run_events`,
 		`INSERT INTO supabase_migrations.schema_migrations (version, name) VALUES ('29991231000000', 'opsd_future')`,
 	} {

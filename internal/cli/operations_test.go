@@ -78,7 +78,7 @@ func TestScheduleCommands(t *testing.T) {
 		require.Contains(t, l, `"run_id":null`)
 		got = append(got, e.Action+" "+e.Actor)
 	}
-	require.Equal(t, []string{"schedule.created alice", "schedule.paused alice", "schedule.resumed alice", "schedule.deleted alice"}, got)
+	require.Equal(t, []string{"schedule.created operator:alice", "schedule.paused operator:alice", "schedule.resumed operator:alice", "schedule.deleted operator:alice"}, got)
 }
 
 func TestRetryCommand(t *testing.T) {
@@ -112,7 +112,7 @@ func TestRetryCommand(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{"at", "action", "actor", "run_id", "details"}, recs[0])
 	require.Len(t, recs, 2)
-	require.Equal(t, []string{"retried", "bob", newID}, recs[1][1:4])
+	require.Equal(t, []string{"retried", "operator:bob", newID}, recs[1][1:4])
 	wantExit(t, run, 2, `--format "xml"`, "audit", "--format", "xml")
 	wantExit(t, run, 2, `--until "yesterday"`, "audit", "--until", "yesterday")
 }
@@ -132,9 +132,15 @@ func TestPruneCommand(t *testing.T) {
 	require.NoError(t, err)
 	_, err = c.db.Pool.Exec(ctx, `UPDATE runs SET status = 'error', finished_at = now() - interval '40 days' WHERE id = $1`, id)
 	require.NoError(t, err)
-	_, err = c.db.Pool.Exec(ctx, `INSERT INTO run_events (run_id, seq, level, source, message, ts)
+	// Seeded as the database's own functions write rows (past the row fence).
+	tx, err := c.db.Pool.Begin(ctx)
+	require.NoError(t, err)
+	_, err = tx.Exec(ctx, `SELECT opsd_fenced_write(true)`)
+	require.NoError(t, err)
+	_, err = tx.Exec(ctx, `INSERT INTO run_events (run_id, seq, level, source, message, ts)
 		SELECT $1, g, 'info', 'System', 'e', now() - interval '40 days' FROM generate_series(1, 7) g`, id)
 	require.NoError(t, err)
+	require.NoError(t, tx.Commit(ctx))
 	cfg := filepath.Join(t.TempDir(), "opsd.yaml")
 	require.NoError(t, os.WriteFile(cfg, []byte("retention:\n  run_events: 30d\n  batch: 3\n"), 0o600))
 	run := c.runner(testContext(t))

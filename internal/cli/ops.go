@@ -101,11 +101,13 @@ func newApproveCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "approve RUN_ID...",
 		Short: "Approve runs waiting before their action phase (prod deploys, blocking risks)",
-		Long: `approve calls approve_run for each run, recording --as as approved_by. A run
-that needs approval (a deploy to an environment listed in approval_envs, or a
-plan with a "block" risk) waits in phase "approval" before its action phase;
-its daemon sees the approval at its next heartbeat and goes on. A queued run
-may be approved ahead of time.
+		Long: `approve calls approve_run for each run, recording "operator:" + --as as
+approved_by. A run that needs approval (one whose action reaches a production
+target, or a plan with a "block" risk) waits in phase "approval" before its
+action phase; its daemon sees the approval at its next heartbeat, writes a
+System event naming the approver, and goes on. A queued run may be approved
+ahead of time. From the UI only listed approvers (opsd approvers) may
+approve, never a run they created.
 
 Exit codes: 0 every run was approved, 1 one was not (not found, finished, or
 already approved), 2 usage or configuration error.`,
@@ -115,7 +117,7 @@ already approved), 2 usage or configuration error.`,
 	}
 	flagErrorsAreUsage(cmd)
 	loader := withConfig(cmd)
-	cmd.Flags().StringVar(&as, "as", "", "approver recorded in runs.approved_by (default $USER@host)")
+	cmd.Flags().StringVar(&as, "as", "", "operator recorded in runs.approved_by as operator:NAME (default $USER@host)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if err := checkRunIDs(args); err != nil {
 			return err
@@ -179,7 +181,7 @@ func whyRefused(ctx context.Context, s executor.Store, id, verb string) error {
 		return fmt.Errorf("refused, and reading the run failed: %w", err)
 	case run.Terminal():
 		return fmt.Errorf("the run already finished (%s)", run.Status)
-	case verb == "approve" && run.ApprovedAt != nil:
+	case (verb == "approve" || verb == "reject") && run.ApprovedAt != nil:
 		by := "someone"
 		if run.ApprovedBy != nil {
 			by = *run.ApprovedBy

@@ -56,7 +56,7 @@ Start here:
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &ExitError{Code: 2, Err: fmt.Errorf("%w (see %s --help)", err, c.CommandPath())}
 	})
-	root.AddCommand(newRunCmd(), newMigrateCmd(), newVersionCmd(), newDevCmd(), newSubmitCmd(), newTailCmd(), newCancelCmd(), newApproveCmd(), newStatusCmd(), newDoctorCmd(), newBenchCmd())
+	root.AddCommand(newRunCmd(), newMigrateCmd(), newVersionCmd(), newDevCmd(), newSubmitCmd(), newTailCmd(), newCancelCmd(), newApproveCmd(), newRejectCmd(), newApproversCmd(), newStatusCmd(), newDoctorCmd(), newBenchCmd())
 	root.AddCommand(newScheduleCmd(), newRetryCmd(), newPruneCmd(), newAuditCmd())
 	return root
 }

@@ -72,6 +72,9 @@ func runDaemon(ctx context.Context, e *env, autoMigrate bool, started func(*exec
 		return err
 	}
 	defer store.Close()
+	if store, err = withArtifactStorage(e, store); err != nil {
+		return err
+	}
 	if err := checkSchemaPatiently(ctx, store, e.log); err != nil {
 		return err
 	}
@@ -190,10 +193,6 @@ func checkSchemaPatiently(ctx context.Context, store executor.Store, log *zap.Lo
 
 func daemonConfig(e *env) executor.Config {
 	c := e.cfg
-	envs := map[string]bool{}
-	for _, x := range c.ApprovalEnvs {
-		envs[x] = true
-	}
 	return executor.Config{
 		WorkerID: c.WorkerID, Lanes: c.Lanes, LaneConcurrency: c.LaneConcurrency,
 		HeartbeatInterval: c.HeartbeatInterval, StaleAfter: c.StaleAfter, ReaperPeriod: c.ReaperPeriod,
@@ -201,15 +200,8 @@ func daemonConfig(e *env) executor.Config {
 		PhaseTimeout: c.PhaseTimeout, ApprovalTimeout: c.ApprovalTimeout,
 		ChattyRowsPerSecond: c.ChattyRowsPerSecond, ArtifactMaxBytes: c.ArtifactMaxBytes, IdleExit: c.IdleExit,
 		Redactor: e.redactor, Notifier: newNotifier(e), Maintenance: maintenanceConfig(e),
-		NeedsApproval: func(r *executor.Run) (bool, string) {
-			if need, why := executor.DefaultApprovalPolicy(&executor.Run{Plan: r.Plan}); need {
-				return need, why
-			}
-			if r.Kind == "deploy" && envs[r.Env] {
-				return true, fmt.Sprintf("deploys to %s need approval (approval_envs)", r.Env)
-			}
-			return false, ""
-		},
+		// approval_envs "none" is a list naming no env: nothing is held for its label.
+		Policy: &executor.Policy{ApprovalEnvs: append([]string{}, c.ApprovalEnvs...), AllowCrossEnv: c.Policy.AllowCrossEnv},
 	}
 }
 

@@ -44,9 +44,11 @@ var Options = []Option{
 	{Key: "shutdown_grace", Env: "OPSD_SHUTDOWN_GRACE", Default: 30 * time.Second, Help: "time in-flight runs get on SIGTERM before they are interrupted"},
 	{Key: "phase_timeout", Env: "OPSD_PHASE_TIMEOUT", Default: 15 * time.Minute, Help: "default time limit of a phase (runbooks may set their own)"},
 	{Key: "approval_timeout", Env: "OPSD_APPROVAL_TIMEOUT", Default: time.Hour, Help: "how long a run waits for approval before it errors"},
-	{Key: "approval_envs", Env: "OPSD_APPROVAL_ENVS", Default: "prod", Help: "environments whose deploys need approval, comma-separated (\"none\" for none)"},
+	{Key: "approval_envs", Env: "OPSD_APPROVAL_ENVS", Default: "prod", Help: "production environments: their deploys and writes to their targets need approval, comma-separated (\"none\" for none)"},
 	{Key: "chatty_rows_per_second", Env: "OPSD_CHATTY_ROWS_PER_SECOND", Default: 10.0, Help: "coalesced log rows per second per run"},
-	{Key: "artifact_max_bytes", Env: "OPSD_ARTIFACT_MAX_BYTES", Default: 1 << 20, Help: "artifact size cap; larger values are truncated with a marker"},
+	{Key: "artifact_max_bytes", Env: "OPSD_ARTIFACT_MAX_BYTES", Default: 256 << 10, Help: "cap of an artifact row's JSON-escaped value (at most 524288, so Realtime delivers the row); larger content goes to artifact_storage_bucket, or is truncated with a marker"},
+	{Key: "artifact_storage_bucket", Env: "OPSD_ARTIFACT_STORAGE_BUCKET", Default: "", Help: "Supabase Storage bucket for artifacts over artifact_max_bytes, linked from their row (needs supabase_url and supabase_service_role_key; empty truncates them)"},
+	{Key: "artifact_link_ttl", Env: "OPSD_ARTIFACT_LINK_TTL", Default: 7 * 24 * time.Hour, Help: "how long the signed link to a stored artifact stays valid"},
 	{Key: "http_addr", Env: "OPSD_HTTP_ADDR", Default: "127.0.0.1:8080", Help: "address of /healthz, /readyz, /metrics and /v1/wake (empty disables)"},
 	{Key: "webhook_secret", Env: "OPSD_WEBHOOK_SECRET", Default: "", Help: "bearer secret of POST /v1/wake (empty disables the endpoint)", Secret: true},
 	{Key: "idle_exit", Env: "OPSD_IDLE_EXIT", Default: time.Duration(0), Help: "exit after this long with nothing in flight or claimable (Fly.io scale-to-zero); 0 never"},
@@ -73,6 +75,8 @@ type Config struct {
 	ApprovalEnvs           []string      `mapstructure:"-"`
 	ChattyRowsPerSecond    float64       `mapstructure:"chatty_rows_per_second"`
 	ArtifactMaxBytes       int           `mapstructure:"artifact_max_bytes"`
+	ArtifactStorageBucket  string        `mapstructure:"artifact_storage_bucket"`
+	ArtifactLinkTTL        time.Duration `mapstructure:"artifact_link_ttl"`
 	HTTPAddr               string        `mapstructure:"http_addr"`
 	WebhookSecret          string        `mapstructure:"webhook_secret"`
 	IdleExit               time.Duration `mapstructure:"idle_exit"`
@@ -81,6 +85,7 @@ type Config struct {
 	Integrations           Integrations  `mapstructure:"integrations"`
 	Notifications          Notifications `mapstructure:"notifications"`
 	Retention              Retention     `mapstructure:"retention"`
+	Policy                 Policy        `mapstructure:"policy"`
 }
 
 // Loader binds flags, environment and file.
@@ -111,6 +116,7 @@ func NewLoader(fs *pflag.FlagSet) *Loader {
 	}
 	bindIntegrationEnv(v)
 	bindRetentionEnv(v)
+	bindPolicyEnv(v)
 	return &Loader{v: v}
 }
 
@@ -126,6 +132,9 @@ func (l *Loader) Load(fs *pflag.FlagSet) (*Config, error) {
 		if err := checkKeys(l.v, f); err != nil {
 			return nil, err
 		}
+		if err := checkPolicyKeys(l.v, f); err != nil {
+			return nil, err
+		}
 	}
 	for _, o := range Options {
 		if _, ok := o.Default.(time.Duration); ok {
@@ -133,6 +142,9 @@ func (l *Loader) Load(fs *pflag.FlagSet) (*Config, error) {
 				return nil, fmt.Errorf("%s (env %s) = %q: %w", o.Key, o.Env, fmt.Sprint(l.v.Get(o.Key)), err)
 			}
 		}
+	}
+	if err := checkCrossEnv(l.v); err != nil {
+		return nil, err
 	}
 	var c Config
 	err := l.v.Unmarshal(&c)
@@ -189,7 +201,7 @@ func stringList(v *viper.Viper, key string) ([]string, error) {
 // checkKeys refuses top-level keys of the file that opsd does not know, so a
 // typo (approval_env for approval_envs) is an error, not a silent default.
 func checkKeys(v *viper.Viper, file string) error {
-	known := map[string]bool{"integrations": true, "notifications": true, "retention": true}
+	known := map[string]bool{"integrations": true, "notifications": true, "policy": true, "retention": true}
 	for _, o := range Options {
 		known[o.Key] = true
 	}
@@ -249,8 +261,16 @@ func (c *Config) Validate() error {
 	if c.ChattyRowsPerSecond <= 0 {
 		return fmt.Errorf("chatty_rows_per_second = %g: must be positive", c.ChattyRowsPerSecond)
 	}
-	if c.ArtifactMaxBytes < 1024 {
-		return fmt.Errorf("artifact_max_bytes = %d: must be at least 1024", c.ArtifactMaxBytes)
+	// The ceiling is executor.MaxArtifactRowBytes: half of Realtime's 1 MiB
+	// per change, for the escaped value.
+	if c.ArtifactMaxBytes < 1024 || c.ArtifactMaxBytes > 512<<10 {
+		return fmt.Errorf("artifact_max_bytes = %d: must be between 1024 and 524288 (Realtime drops a change over 1 MiB)", c.ArtifactMaxBytes)
+	}
+	if c.ArtifactStorageBucket != "" && (c.SupabaseURL == "" || c.SupabaseServiceRoleKey == "") {
+		return fmt.Errorf("artifact_storage_bucket = %q: needs supabase_url and supabase_service_role_key (env SUPABASE_SERVICE_ROLE_KEY) to reach Supabase Storage", c.ArtifactStorageBucket)
+	}
+	if c.ArtifactLinkTTL < time.Minute {
+		return fmt.Errorf("artifact_link_ttl = %s: must be at least 1m", c.ArtifactLinkTTL)
 	}
 	if _, err := c.Retention.Ages(); err != nil {
 		return err
@@ -264,6 +284,9 @@ func (c *Config) Validate() error {
 	case "json", "console":
 	default:
 		return fmt.Errorf("log_format = %q: must be json or console", c.LogFormat)
+	}
+	if err := c.Policy.Validate(); err != nil {
+		return err
 	}
 	if c.SupabaseURL != "" {
 		u, err := url.Parse(c.SupabaseURL)

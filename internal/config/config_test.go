@@ -18,7 +18,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func load(t *testing.T, args []string, env map[string]string, file string) (*config.Config, error) {
 	t.Helper()
-	envs := []string{"VERCEL_TOKEN", "VERCEL_TEAM_ID", "VERCEL_API_URL", "GITHUB_TOKEN", "GITHUB_API_URL", "DIGITALOCEAN_TOKEN", "DIGITALOCEAN_API_URL"}
+	envs := []string{"VERCEL_TOKEN", "VERCEL_TEAM_ID", "VERCEL_API_URL", "GITHUB_TOKEN", "GITHUB_API_URL", "DIGITALOCEAN_TOKEN", "DIGITALOCEAN_API_URL", "OPSD_POLICY_ALLOW_CROSS_ENV"}
 	for _, o := range config.Options {
 		envs = append(envs, o.Env)
 	}

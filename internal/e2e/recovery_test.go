@@ -79,7 +79,8 @@ func TestSIGTERMWithRunsInFlight(t *testing.T) {
 	require.Less(t, time.Since(began), grace+5*time.Second)
 
 	require.Equal(t, 25, count(t, db.Pool, `SELECT count(*) FROM runs r JOIN run_templates t ON t.id = r.template_id
-		WHERE t.slug = 'pre' AND r.status = 'queued' AND r.claimed_by IS NULL AND r.attempt = 0`), "released before action")
+		WHERE t.slug = 'pre' AND r.status = 'queued' AND r.claimed_by IS NULL AND r.attempt = 1 AND r.attempts_used = 0`),
+		"released before action: the attempt is kept (it is the fencing token), not counted against max_attempts")
 	require.Equal(t, 25, count(t, db.Pool, `SELECT count(*) FROM runs r JOIN run_templates t ON t.id = r.template_id
 		WHERE t.slug = 'act' AND r.status = 'error' AND r.error_message = 'interrupted by shutdown during action'`))
 	// Every run's events are gapless, and each ends with its final event.

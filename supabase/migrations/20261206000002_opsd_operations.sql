@@ -65,7 +65,8 @@ CREATE TABLE IF NOT EXISTS public.opsd_leases (
 -- ------------------------------------------------------------------ actor
 
 -- Who is acting: the browser user's uid (or 'anon'), else what the caller
--- put in the transaction-local setting opsd.actor (the CLI's --as), else
+-- put in the transaction-local setting opsd.actor ('operator:' and the
+-- CLI's --as, as approve_run records operators), else
 -- 'service_role' or the database user of a direct connection.
 CREATE OR REPLACE FUNCTION public.opsd_actor() RETURNS text
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
@@ -516,7 +517,7 @@ BEGIN
       USING ERRCODE = 'check_violation', HINT = 'cancel it first, or wait for it to finish';
   END IF;
   IF NOT public.opsd_caller_is_user() AND nullif(btrim(p_actor), '') IS NOT NULL THEN
-    PERFORM set_config('opsd.actor', btrim(p_actor), true);
+    PERFORM set_config('opsd.actor', 'operator:' || btrim(p_actor), true);
   END IF;
   INSERT INTO public.runs (env, kind, plan, intent, template_id, input, session_id, lane, priority, dry_run,
                            timeout_seconds, max_attempts, created_by, retry_of)
@@ -628,13 +629,13 @@ $$;
 -- ---------------------------------------------------- schedules for the CLI
 
 -- opsd_schedule_save creates a schedule from a JSON object of its columns,
--- recording p_actor (the operator) in the audit trail.
+-- recording operator:<p_actor> in the audit trail.
 CREATE OR REPLACE FUNCTION public.opsd_schedule_save(p_schedule jsonb, p_actor text DEFAULT NULL) RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
 DECLARE
   s public.run_schedules;
 BEGIN
-  PERFORM set_config('opsd.actor', coalesce(nullif(btrim(p_actor), ''), ''), true);
+  PERFORM set_config('opsd.actor', coalesce('operator:' || nullif(btrim(p_actor), ''), ''), true);
   INSERT INTO public.run_schedules (name, cron, timezone, env, kind, template_id, input, plan, lane, session_id,
                                     enabled, overlap)
   SELECT x.name, x.cron, coalesce(x.timezone, 'UTC'), x.env, x.kind, x.template_id, coalesce(x.input, '{}'), x.plan,
@@ -652,7 +653,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
 DECLARE
   s public.run_schedules;
 BEGIN
-  PERFORM set_config('opsd.actor', coalesce(nullif(btrim(p_actor), ''), ''), true);
+  PERFORM set_config('opsd.actor', coalesce('operator:' || nullif(btrim(p_actor), ''), ''), true);
   UPDATE public.run_schedules SET enabled = p_enabled WHERE name = p_name RETURNING * INTO s;
   IF NOT FOUND THEN
     RETURN NULL;
@@ -664,7 +665,7 @@ $$;
 CREATE OR REPLACE FUNCTION public.opsd_schedule_delete(p_name text, p_actor text DEFAULT NULL) RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
 BEGIN
-  PERFORM set_config('opsd.actor', coalesce(nullif(btrim(p_actor), ''), ''), true);
+  PERFORM set_config('opsd.actor', coalesce('operator:' || nullif(btrim(p_actor), ''), ''), true);
   DELETE FROM public.run_schedules WHERE name = p_name;
   RETURN FOUND;
 END
@@ -690,16 +691,21 @@ GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO service_role;
 REVOKE ALL ON SEQUENCE public.audit_log_id_seq FROM service_role;
 
 -- schedules: like runs, owners manage their own (shared ones have no
--- created_by); next_run_at and last_run_at are kept by opsd.
+-- created_by), with the columns a browser may set on a run: never input or
+-- template_id (the operator CLI sets those), and only sessions they can see.
+-- next_run_at and last_run_at are kept by opsd.
 GRANT SELECT, DELETE ON public.run_schedules TO anon, authenticated;
-GRANT INSERT (id, name, cron, timezone, env, kind, template_id, input, plan, lane, session_id, enabled, overlap)
+GRANT INSERT (id, name, cron, timezone, env, kind, plan, lane, session_id, enabled, overlap)
   ON public.run_schedules TO anon, authenticated;
-GRANT UPDATE (name, cron, timezone, env, kind, template_id, input, plan, lane, session_id, enabled, overlap)
+GRANT UPDATE (name, cron, timezone, env, kind, plan, lane, session_id, enabled, overlap)
   ON public.run_schedules TO anon, authenticated;
 DROP POLICY IF EXISTS run_schedules_owner ON public.run_schedules;
 CREATE POLICY run_schedules_owner ON public.run_schedules FOR ALL TO anon, authenticated
   USING (created_by IS NULL OR created_by = auth.uid())
-  WITH CHECK (created_by IS NULL OR created_by = auth.uid());
+  WITH CHECK ((created_by IS NULL OR created_by = auth.uid())
+              AND (session_id IS NULL OR EXISTS (
+                     SELECT 1 FROM public.sessions s
+                      WHERE s.id = session_id AND (s.created_by IS NULL OR s.created_by = auth.uid()))));
 
 -- The audit trail of a run or schedule is readable by who may read it.
 GRANT SELECT ON public.audit_log TO anon, authenticated;

@@ -41,15 +41,15 @@ func testConcurrentUse(t *testing.T, f *fixture) {
 					last = append(last, executor.Event{RunID: id, Seq: seq, Level: executor.LevelInfo,
 						Source: "System", Message: fmt.Sprintf("writer %d event %d", w, seq)})
 				}
-				report(f.st.AppendEvents(f.ctx, last))
+				report(f.appendRows(lease(r), last, nil))
 			}
-			report(f.st.AppendEvents(f.ctx, last)) // a replay among the others
+			report(f.appendRows(lease(r), last, nil)) // a replay among the others
 		})
 	}
 	for h := 0; h < 2; h++ {
 		wg.Go(func() {
 			for i := 0; i < 10; i++ {
-				got, err := f.st.Heartbeat(f.ctx, "w1", []executor.Lease{lease(r)})
+				got, err := f.st.Heartbeat(f.ctx, "w1", []executor.Lease{lease(r)}, 30*time.Second)
 				report(err)
 				if err == nil && (len(got) != 1 || got[0].State != executor.LeaseOwned) {
 					report(fmt.Errorf("heartbeat: %+v", got))
@@ -139,13 +139,18 @@ func testLostResponses(t *testing.T, f *fixture) {
 	hb := f.heartbeat("w1", []executor.Lease{l})
 	assert.Equal(t, executor.LeaseOwned, hb[second].State)
 
-	lose("run_events")
+	lose("rpc/append_run_rows")
 	events := []executor.Event{
 		{RunID: second, Seq: 1, Level: "info", Source: "System", Message: "one"},
 		{RunID: second, Seq: 2, Level: "info", Source: "System", Message: "two"},
 	}
-	require.NoError(t, f.st.AppendEvents(f.ctx, events))
+	require.NoError(t, f.appendRows(l, events, nil))
 	assert.Equal(t, 2, f.count(`SELECT count(*) FROM public.run_events WHERE run_id = $1`, second))
+
+	lose("rpc/put_artifact")
+	err = f.st.PutArtifact(f.ctx, l, executor.Artifact{RunID: second, Kind: "link", Title: "lost", Value: "https://x.example"})
+	requireKind(t, err, executor.ErrTransient, "an artifact whose response was lost")
+	assert.Equal(t, 1, f.count(`SELECT count(*) FROM public.artifacts WHERE title = 'lost'`))
 
 	lose("rpc/set_run_phase")
 	ok, err := f.st.SetPhase(f.ctx, l, executor.PhaseAction)
@@ -169,8 +174,4 @@ func testLostResponses(t *testing.T, f *fixture) {
 	assert.Equal(t, 1, f.count(`SELECT count(*) FROM public.runs WHERE intent = 'lost submit'`),
 		"the submit committed once and was not repeated")
 
-	lose("artifacts")
-	err = f.st.PutArtifact(f.ctx, executor.Artifact{RunID: first, Kind: "link", Title: "lost", Value: "https://x.example"})
-	requireKind(t, err, executor.ErrTransient, "an artifact whose response was lost")
-	assert.Equal(t, 1, f.count(`SELECT count(*) FROM public.artifacts WHERE title = 'lost'`))
 }

@@ -109,15 +109,22 @@ func testTemplates(t *testing.T, f *fixture) {
 }
 
 func testSpecDocs(t *testing.T, f *fixture) {
-	require.NoError(t, f.st.UpsertSpecDoc(f.ctx, "ops-control-room/prd", "prd.md", "# v1"))
-	require.NoError(t, f.st.UpsertSpecDoc(f.ctx, "ops-control-room/prd", "PRD.md", "# v2"))
-	require.NoError(t, f.st.UpsertSpecDoc(f.ctx, "ops-control-room/tasks", "tasks.md", "- [ ] one"))
+	_, l := f.seedClaimed()
+	require.NoError(t, f.st.UpsertSpecDoc(f.ctx, l, "ops-control-room/prd", "prd.md", "# v1"))
+	require.NoError(t, f.st.UpsertSpecDoc(f.ctx, l, "ops-control-room/prd", "PRD.md", "# v2"))
+	require.NoError(t, f.st.UpsertSpecDoc(f.ctx, l, "ops-control-room/tasks", "tasks.md", "- [ ] one"))
 	assert.Equal(t, 2, f.count(`SELECT count(*) FROM public.spec_docs`))
+	assert.Equal(t, "PRD.md|# v2", deref(f.text(`SELECT title || '|' || content FROM public.spec_docs WHERE slug = 'ops-control-room/prd'`)))
+
+	stale := l
+	stale.Attempt++
+	err := f.st.UpsertSpecDoc(f.ctx, stale, "ops-control-room/prd", "prd.md", "# stale")
+	requireKind(t, err, executor.ErrLeaseLost, "a spec doc written under an attempt that does not hold the run")
 	assert.Equal(t, "PRD.md|# v2", deref(f.text(`SELECT title || '|' || content FROM public.spec_docs WHERE slug = 'ops-control-room/prd'`)))
 }
 
 func testEventsAndArtifacts(t *testing.T, f *fixture) {
-	id := f.seedRun("A", "")
+	id, l := f.seedClaimed()
 	ts := time.Date(2026, 1, 2, 3, 4, 5, 123456000, time.UTC)
 	events := []executor.Event{
 		{RunID: id, Seq: 1, TS: ts, Level: executor.LevelInfo, Source: "System", Message: "validate: ok", Phase: executor.PhaseValidate},
@@ -126,8 +133,8 @@ func testEventsAndArtifacts(t *testing.T, f *fixture) {
 		{RunID: id, Seq: 4, Level: executor.LevelSuccess, Source: "System", Message: "done"},
 		{RunID: id, Seq: 5, Level: executor.LevelDebug, Source: "Kubernetes", Message: "pods: 3/3 — ✓ ünïcode"},
 	}
-	require.NoError(t, f.st.AppendEvents(f.ctx, events))
-	require.NoError(t, f.st.AppendEvents(f.ctx, nil), "an empty batch is a no-op")
+	require.NoError(t, f.appendRows(l, events, nil))
+	require.NoError(t, f.appendRows(l, nil, nil), "an empty batch is a no-op")
 
 	got, err := f.st.ListEvents(f.ctx, id, 0, 0)
 	require.NoError(t, err)
@@ -168,7 +175,7 @@ func testEventsAndArtifacts(t *testing.T, f *fixture) {
 		{RunID: id, Kind: executor.ArtifactDiff, Title: "schema.diff", Value: "+ create table x ();"},
 	}
 	for _, a := range arts {
-		require.NoError(t, f.st.PutArtifact(f.ctx, a))
+		require.NoError(t, f.st.PutArtifact(f.ctx, l, a))
 	}
 	gotArts, err := f.st.ListArtifacts(f.ctx, id)
 	require.NoError(t, err)
@@ -190,7 +197,7 @@ func testEventsAndArtifacts(t *testing.T, f *fixture) {
 // inserts nothing twice, and a batch overlapping stored seqs keeps the
 // stored rows and adds the new ones.
 func testEventBatchReplay(t *testing.T, f *fixture) {
-	id := f.seedRun("A", "")
+	id, l := f.seedClaimed()
 	batch := func(from, to int, tag string) []executor.Event {
 		var out []executor.Event
 		for s := from; s <= to; s++ {
@@ -200,13 +207,13 @@ func testEventBatchReplay(t *testing.T, f *fixture) {
 		return out
 	}
 	first := batch(1, 5, "first")
-	require.NoError(t, f.st.AppendEvents(f.ctx, first))
+	require.NoError(t, f.appendRows(l, first, nil))
 	for range 3 {
-		require.NoError(t, f.st.AppendEvents(f.ctx, first), "replaying a batch is not an error")
+		require.NoError(t, f.appendRows(l, first, nil), "replaying a batch is not an error")
 	}
 	assert.Equal(t, 5, f.count(`SELECT count(*) FROM public.run_events WHERE run_id = $1`, id))
 
-	require.NoError(t, f.st.AppendEvents(f.ctx, batch(4, 8, "second")))
+	require.NoError(t, f.appendRows(l, batch(4, 8, "second"), nil))
 	assert.Equal(t, 8, f.count(`SELECT count(*) FROM public.run_events WHERE run_id = $1`, id))
 	assert.Equal(t, 8, f.count(`SELECT count(DISTINCT seq) FROM public.run_events WHERE run_id = $1`, id))
 	assert.Equal(t, "first 4", deref(f.text(`SELECT message FROM public.run_events WHERE run_id = $1 AND seq = 4`, id)),
@@ -215,14 +222,14 @@ func testEventBatchReplay(t *testing.T, f *fixture) {
 }
 
 func testSteps(t *testing.T, f *fixture) {
-	id := f.seedRun("A", "")
+	id, l := f.seedClaimed()
 	steps := []executor.Step{
 		{RunID: id, Idx: 0, StepID: "build", Title: "Build", Kind: "tool", Tool: strp("vercel"), Action: strp("deploy"),
 			Args: json.RawMessage(`{"project":"web"}`), Status: "queued"},
 		{RunID: id, Idx: 1, StepID: "verify", Title: "Verify", Status: "queued"},
 	}
-	require.NoError(t, f.st.UpsertSteps(f.ctx, steps))
-	require.NoError(t, f.st.UpsertSteps(f.ctx, nil), "an empty batch is a no-op")
+	require.NoError(t, f.appendRows(l, nil, steps))
+	require.NoError(t, f.appendRows(l, nil, nil), "an empty batch is a no-op")
 	assert.Equal(t, 2, f.count(`SELECT count(*) FROM public.run_steps WHERE run_id = $1`, id))
 	assert.Equal(t, "system|{}", deref(f.text(`SELECT kind || '|' || args::text FROM public.run_steps WHERE run_id = $1 AND idx = 1`, id)),
 		"kind and args default")
@@ -233,8 +240,8 @@ func testSteps(t *testing.T, f *fixture) {
 	steps[0].StartedAt, steps[0].FinishedAt = &started, &finished
 	steps[1].Status = "failed"
 	steps[1].Error = strp("timeout")
-	require.NoError(t, f.st.UpsertSteps(f.ctx, steps))
-	require.NoError(t, f.st.UpsertSteps(f.ctx, steps), "an upsert replayed is idempotent")
+	require.NoError(t, f.appendRows(l, nil, steps))
+	require.NoError(t, f.appendRows(l, nil, steps), "an upsert replayed is idempotent")
 	assert.Equal(t, 2, f.count(`SELECT count(*) FROM public.run_steps WHERE run_id = $1`, id))
 	assert.Equal(t, "succeeded|vercel|deploy|web", deref(f.text(`
 		SELECT status::text || '|' || tool || '|' || action || '|' || (args->>'project')
@@ -243,6 +250,6 @@ func testSteps(t *testing.T, f *fixture) {
 		AND started_at = $2 AND finished_at = $3`, id, started, finished))
 	assert.Equal(t, "failed|timeout", deref(f.text(`SELECT status::text || '|' || error FROM public.run_steps WHERE run_id = $1 AND idx = 1`, id)))
 
-	err := f.st.UpsertSteps(f.ctx, []executor.Step{{RunID: id, Idx: 2, StepID: "x", Title: "X", Status: "bogus"}})
+	err := f.appendRows(l, nil, []executor.Step{{RunID: id, Idx: 2, StepID: "x", Title: "X", Status: "bogus"}})
 	requireKind(t, err, executor.ErrInvalidInput, "a status outside the step_status enum")
 }

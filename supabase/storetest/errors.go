@@ -15,7 +15,7 @@ import (
 // testErrorMapping: failures come back as *executor.StoreError of the right
 // kind, and none of these is retryable.
 func testErrorMapping(t *testing.T, f *fixture) {
-	id := f.seedRun("A", "")
+	id, l := f.seedClaimed()
 	cases := []struct {
 		name string
 		kind error
@@ -43,16 +43,18 @@ func testErrorMapping(t *testing.T, f *fixture) {
 			return err
 		}},
 		{"append an event of an unknown level", executor.ErrInvalidInput, func() error {
-			return f.st.AppendEvents(f.ctx, []executor.Event{{RunID: id, Seq: 1, Level: "loud", Source: "System", Message: "x"}})
+			return f.appendRows(l, []executor.Event{{RunID: id, Seq: 1, Level: "loud", Source: "System", Message: "x"}}, nil)
 		}},
-		{"append an event to a run that does not exist", executor.ErrConflict, func() error {
-			return f.st.AppendEvents(f.ctx, []executor.Event{{RunID: newToken(), Seq: 1, Level: "info", Source: "System", Message: "x"}})
+		{"append an event without its attempt", executor.ErrInvalidInput, func() error {
+			_, err := f.st.AppendRows(f.ctx, "w1", executor.Rows{Events: []executor.Event{{RunID: id, Seq: 1, Level: "info", Source: "System", Message: "x"}}})
+			return err
 		}},
 		{"put an artifact of an unknown kind", executor.ErrInvalidInput, func() error {
-			return f.st.PutArtifact(f.ctx, executor.Artifact{RunID: id, Kind: "video", Title: "x", Value: "y"})
+			return f.st.PutArtifact(f.ctx, l, executor.Artifact{RunID: id, Kind: "video", Title: "x", Value: "y"})
 		}},
-		{"put an artifact of a run that does not exist", executor.ErrConflict, func() error {
-			return f.st.PutArtifact(f.ctx, executor.Artifact{RunID: newToken(), Kind: "link", Title: "x", Value: "y"})
+		{"put an artifact of a run that does not exist", executor.ErrLeaseLost, func() error {
+			missing := executor.Lease{RunID: newToken(), Worker: "w1", Attempt: 1}
+			return f.st.PutArtifact(f.ctx, missing, executor.Artifact{RunID: missing.RunID, Kind: "link", Title: "x", Value: "y"})
 		}},
 		{"claim without a worker id", executor.ErrInvalidInput, func() error {
 			_, err := f.st.ClaimRuns(f.ctx, executor.ClaimRequest{Worker: "", Lane: "A", Limit: 1, Token: newToken()})
@@ -63,7 +65,7 @@ func testErrorMapping(t *testing.T, f *fixture) {
 			return err
 		}},
 		{"heartbeat a malformed run id", executor.ErrInvalidInput, func() error {
-			_, err := f.st.Heartbeat(f.ctx, "w1", []executor.Lease{{RunID: "nope", Worker: "w1", Attempt: 1}})
+			_, err := f.st.Heartbeat(f.ctx, "w1", []executor.Lease{{RunID: "nope", Worker: "w1", Attempt: 1}}, time.Minute)
 			return err
 		}},
 	}
@@ -95,21 +97,25 @@ func testPermission(t *testing.T, f *fixture) {
 		name string
 		call func() error
 	}{
-		{"append events", func() error {
-			return anon.AppendEvents(f.ctx, []executor.Event{{RunID: id, Seq: 1, Level: "info", Source: "System", Message: "forged"}})
+		{"append events and steps", func() error {
+			_, err := anon.AppendRows(f.ctx, "evil", executor.Rows{
+				Events: []executor.Event{{RunID: id, Seq: 1, Level: "info", Source: "System", Message: "forged", Attempt: 1}},
+				Steps:  []executor.Step{{RunID: id, Idx: 0, StepID: "x", Title: "X", Status: "queued", Attempt: 1}}})
+			return err
 		}},
 		{"put an artifact", func() error {
-			return anon.PutArtifact(f.ctx, executor.Artifact{RunID: id, Kind: "link", Title: "x", Value: "https://evil.example"})
+			return anon.PutArtifact(f.ctx, executor.Lease{RunID: id, Worker: "evil", Attempt: 1},
+				executor.Artifact{RunID: id, Kind: "link", Title: "x", Value: "https://evil.example"})
 		}},
-		{"upsert steps", func() error {
-			return anon.UpsertSteps(f.ctx, []executor.Step{{RunID: id, Idx: 0, StepID: "x", Title: "X", Status: "queued"}})
+		{"write a spec doc", func() error {
+			return anon.UpsertSpecDoc(f.ctx, executor.Lease{RunID: id, Worker: "evil", Attempt: 1}, "x/prd", "prd.md", "forged")
 		}},
 		{"claim", func() error {
 			_, err := anon.ClaimRuns(f.ctx, executor.ClaimRequest{Worker: "evil", Lane: "A", Limit: 1, Token: newToken()})
 			return err
 		}},
 		{"heartbeat", func() error {
-			_, err := anon.Heartbeat(f.ctx, "evil", []executor.Lease{{RunID: id, Worker: "evil", Attempt: 1}})
+			_, err := anon.Heartbeat(f.ctx, "evil", []executor.Lease{{RunID: id, Worker: "evil", Attempt: 1}}, time.Minute)
 			return err
 		}},
 		{"finish", func() error {
@@ -117,7 +123,7 @@ func testPermission(t *testing.T, f *fixture) {
 			return err
 		}},
 		{"reap", func() error {
-			_, err := anon.ReapStale(f.ctx, time.Second)
+			_, err := anon.ReapStale(f.ctx)
 			return err
 		}},
 		{"approve", func() error {

@@ -35,7 +35,7 @@ func testClaimHeartbeatFinish(t *testing.T, f *fixture) {
 	assert.Equal(t, executor.LeaseLost, hb[id1].State, "another worker")
 	hb = f.heartbeat("w1", []executor.Lease{{RunID: id1, Worker: "w1", Attempt: 2}})
 	assert.Equal(t, executor.LeaseLost, hb[id1].State, "another attempt")
-	none, err := f.st.Heartbeat(f.ctx, "w1", nil)
+	none, err := f.st.Heartbeat(f.ctx, "w1", nil, time.Minute)
 	require.NoError(t, err)
 	assert.Empty(t, none)
 
@@ -176,7 +176,8 @@ func testReleaseAndReap(t *testing.T, f *fixture) {
 	assert.Equal(t, executor.StatusQueued, back.Status)
 	assert.Nil(t, back.ClaimedBy)
 	assert.Nil(t, back.Phase)
-	assert.Zero(t, back.Attempt, "a release gives the attempt back")
+	assert.Equal(t, 1, back.Attempt, "attempt is the fencing token: it never goes back")
+	assert.Zero(t, back.AttemptsUsed, "a release does not use up one of max_attempts")
 	events, err := f.st.ListEvents(f.ctx, id, 0, 10)
 	require.NoError(t, err)
 	require.Len(t, events, 1, "a release is logged")
@@ -188,7 +189,8 @@ func testReleaseAndReap(t *testing.T, f *fixture) {
 
 	again := f.claim("w2", "R", 1, 1)[0]
 	assert.Equal(t, id, again.ID)
-	assert.Equal(t, 1, again.Attempt)
+	assert.Equal(t, 2, again.Attempt, "a new claim is a new attempt")
+	assert.Equal(t, 1, again.AttemptsUsed)
 	assert.Equal(t, 2, again.NextSeq, "next_seq follows the events already written")
 
 	// Three runs held by w9: early (lost in validate, attempts left),
@@ -205,9 +207,9 @@ func testReleaseAndReap(t *testing.T, f *fixture) {
 		require.NoError(t, err)
 		require.True(t, ok)
 	}
-	f.exec(`UPDATE public.runs SET heartbeat_at = now() - interval '1 hour' WHERE id = ANY($1::uuid[])`, []string{early, late})
+	f.exec(`UPDATE public.runs SET lease_expires_at = now() - interval '1 second' WHERE id = ANY($1::uuid[])`, []string{early, late})
 
-	reaped, err := f.st.ReapStale(f.ctx, 30*time.Second)
+	reaped, err := f.st.ReapStale(f.ctx)
 	require.NoError(t, err)
 	require.Len(t, reaped, 2)
 	slices.SortFunc(reaped, func(a, b executor.ReapResult) int {
@@ -224,7 +226,7 @@ func testReleaseAndReap(t *testing.T, f *fixture) {
 	assert.Equal(t, executor.LeaseLost, hb[late].State)
 	assert.Equal(t, executor.LeaseOwned, hb[fresh].State)
 
-	reaped, err = f.st.ReapStale(f.ctx, 30*time.Second)
+	reaped, err = f.st.ReapStale(f.ctx)
 	require.NoError(t, err)
 	assert.Empty(t, reaped, "nothing is reaped twice")
 }
@@ -251,16 +253,38 @@ func testCancelAndApprove(t *testing.T, f *fixture) {
 	require.NoError(t, err)
 	assert.True(t, ok)
 	a := f.run(waiting)
-	assert.Equal(t, "alice", deref(a.ApprovedBy))
+	assert.Equal(t, "operator:alice", deref(a.ApprovedBy), "the operator CLI's approvals are recorded as such")
 	assert.NotNil(t, a.ApprovedAt)
 	ok, err = f.st.ApproveRun(f.ctx, waiting, "bob")
 	require.NoError(t, err)
 	assert.False(t, ok, "approved once")
-	assert.Equal(t, "alice", deref(f.run(waiting).ApprovedBy))
+	assert.Equal(t, "operator:alice", deref(f.run(waiting).ApprovedBy))
 	r := f.claim("w1", "B", 1, 1)[0]
 	hb := f.heartbeat("w1", []executor.Lease{lease(r)})
-	assert.Equal(t, executor.LeaseState{RunID: waiting, State: executor.LeaseOwned, Approved: true}, hb[waiting])
-	ok, err = f.st.ApproveRun(f.ctx, newToken(), "alice")
+	assert.Equal(t, executor.LeaseState{RunID: waiting, State: executor.LeaseOwned, Approved: true, ApprovedBy: "operator:alice"}, hb[waiting])
+	_, err = f.st.ApproveRun(f.ctx, newToken(), "alice")
+	requireKind(t, err, executor.ErrNotFound, "approving a run that does not exist")
+	_, err = f.st.ApproveRun(f.ctx, r.ID, "")
+	requireKind(t, err, executor.ErrInvalidInput, "an operator's approval names the operator")
+
+	// A rejection of a running run reaches its daemon with the reason.
+	rejected := f.seedRun("J", "")
+	rj := f.claim("w1", "J", 1, 1)[0]
+	ok, err = f.st.RejectRun(f.ctx, rejected, "carol", "not during the freeze")
 	require.NoError(t, err)
-	assert.False(t, ok, "no such run")
+	assert.True(t, ok)
+	hb = f.heartbeat("w1", []executor.Lease{lease(rj)})
+	assert.Equal(t, executor.LeaseState{RunID: rejected, State: executor.LeaseCanceled,
+		Message: "rejected by operator:carol: not during the freeze"}, hb[rejected])
+	ok, err = f.st.RejectRun(f.ctx, rejected, "carol", "again")
+	require.NoError(t, err)
+	assert.False(t, ok, "rejected once")
+	ok, err = f.st.RejectRun(f.ctx, queued, "carol", "too late")
+	require.NoError(t, err)
+	assert.False(t, ok, "a finished run is not rejected")
+	ok, err = f.st.FinishRun(f.ctx, executor.Finish{Lease: lease(rj), Status: executor.StatusCanceled, ErrorMessage: "canceled by operator during approval"})
+	require.NoError(t, err)
+	assert.True(t, ok)
+	assert.Equal(t, "rejected by operator:carol: not during the freeze", deref(f.run(rejected).ErrorMessage),
+		"the rejection's reason survives the finish")
 }

@@ -175,6 +175,34 @@ func (f *fixture) run(id string) *executor.Run {
 	return r
 }
 
+// seedClaimed seeds a run in a lane of its own and claims it for worker
+// w1: rows are stored only for runs in flight under their writer's lease.
+func (f *fixture) seedClaimed() (string, executor.Lease) {
+	f.t.Helper()
+	lane := fmt.Sprintf("L%d", f.runs.Load()+1)
+	id := f.seedRun(lane, "")
+	r := f.claim("w1", lane, 1, 1)[0]
+	require.Equal(f.t, id, r.ID)
+	return id, lease(r)
+}
+
+// appendRows stores events and steps under l (each row carries its attempt)
+// and fails the test when the store refused the lease.
+func (f *fixture) appendRows(l executor.Lease, events []executor.Event, steps []executor.Step) error {
+	f.t.Helper()
+	for i := range events {
+		events[i].Attempt = l.Attempt
+	}
+	for i := range steps {
+		steps[i].Attempt = l.Attempt
+	}
+	refused, err := f.st.AppendRows(f.ctx, l.Worker, executor.Rows{Events: events, Steps: steps})
+	if err == nil {
+		require.Empty(f.t, refused, "no lease refused")
+	}
+	return err
+}
+
 func lease(r *executor.Run) executor.Lease {
 	return executor.Lease{RunID: r.ID, Worker: *r.ClaimedBy, Attempt: r.Attempt}
 }
@@ -182,7 +210,7 @@ func lease(r *executor.Run) executor.Lease {
 // heartbeat sends one heartbeat and indexes the answers by run id.
 func (f *fixture) heartbeat(worker string, leases []executor.Lease) map[string]executor.LeaseState {
 	f.t.Helper()
-	got, err := f.st.Heartbeat(f.ctx, worker, leases)
+	got, err := f.st.Heartbeat(f.ctx, worker, leases, 30*time.Second)
 	require.NoError(f.t, err)
 	require.Len(f.t, got, len(leases), "one state per lease")
 	m := make(map[string]executor.LeaseState, len(got))

@@ -6,6 +6,7 @@
 package dotest
 
 import (
+	"embed"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -18,6 +19,23 @@ import (
 	"github.com/opscontrolroom/opsd/adapters"
 	"github.com/opscontrolroom/opsd/adapters/internal/fake"
 )
+
+// examples are DigitalOcean's published example bodies (testdata/README.md
+// says where each comes from).
+//
+//go:embed testdata/*.json
+var examples embed.FS
+
+// Example returns the published example body testdata/<name>.json, e.g.
+// "droplets_all" or "error_too_many_requests"; it panics on an unknown name
+// (a test bug).
+func Example(name string) []byte {
+	b, err := examples.ReadFile("testdata/" + name + ".json")
+	if err != nil {
+		panic("dotest: no example " + name)
+	}
+	return b
+}
 
 // DefaultToken is the token NewServer accepts unless told otherwise.
 const DefaultToken = "do-test-token"
@@ -66,6 +84,9 @@ type Failure struct {
 	RetryAfter string        // Retry-After header value, if any
 	Times      int           // how many requests fail; <= 0 means once
 	Delay      time.Duration // wait before answering (cut short if the client goes away)
+	// Example answers with a published example body (see Example) as it
+	// is, with Status (default 200), instead of an error body.
+	Example string
 }
 
 // Fail queues a failure; the first queued failure matching a request is used.
@@ -127,20 +148,40 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		if f.RetryAfter != "" {
 			h.Set("Retry-After", f.RetryAfter)
 		}
+		if f.Example != "" {
+			w.WriteHeader(cmpOr(f.Status, http.StatusOK))
+			_, _ = w.Write(Example(f.Example))
+			return
+		}
 		writeError(w, f.Status, f.ID, f.Message)
 		return
 	}
 	h.Set("RateLimit-Remaining", strconv.Itoa(remaining))
 	if r.Header.Get("Authorization") != "Bearer "+s.Token {
-		writeError(w, http.StatusUnauthorized, "unauthorized", "Unable to authenticate you")
+		writeError(w, http.StatusUnauthorized, "unauthorized", "")
 		return
 	}
 	s.mux.ServeHTTP(w, r)
 }
 
+func cmpOr(v, def int) int {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+// writeError answers {"id","message"}; without a message, the published
+// example's message for that id when there is one.
 func writeError(w http.ResponseWriter, status int, id, msg string) {
 	if id == "" {
 		id = defaultID(status)
+	}
+	if msg == "" {
+		var ex struct{ Message string }
+		if b, err := examples.ReadFile("testdata/error_" + id + ".json"); err == nil && json.Unmarshal(b, &ex) == nil {
+			msg = ex.Message
+		}
 	}
 	if msg == "" {
 		msg = http.StatusText(status)

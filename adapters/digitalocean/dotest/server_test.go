@@ -83,5 +83,5 @@ func TestErrors(t *testing.T) {
 	var body map[string]any
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))
 	assert.Equal(t, 401, resp.StatusCode)
-	assert.Equal(t, map[string]any{"id": "unauthorized", "message": "Unable to authenticate you"}, body)
+	assert.Equal(t, map[string]any{"id": "unauthorized", "message": "Unable to authenticate you."}, body)
 }

@@ -36,9 +36,13 @@ func (s *Server) dispatch(w http.ResponseWriter, req *http.Request, r *repo) {
 	var in struct {
 		Ref              string         `json:"ref"`
 		Inputs           map[string]any `json:"inputs"`
-		ReturnRunDetails bool           `json:"return_run_details"`
+		ReturnRunDetails *bool          `json:"return_run_details"`
 	}
 	if !decode(w, req, &in) {
+		return
+	}
+	if s.rejectRunDetails && in.ReturnRunDetails != nil {
+		writeError(w, http.StatusUnprocessableEntity, exampleMessage("ghes_return_run_details"), docDispatch)
 		return
 	}
 	if in.Ref == "" {
@@ -68,7 +72,7 @@ func (s *Server) dispatch(w http.ResponseWriter, req *http.Request, r *repo) {
 	}
 	r.runs = append(r.runs, rn)
 	r.dispatches = append(r.dispatches, Dispatch{Workflow: wf.File, Ref: in.Ref, Inputs: maps.Clone(in.Inputs), RunID: rn.id})
-	if !s.returnRunDetails || !in.ReturnRunDetails {
+	if !s.returnRunDetails || in.ReturnRunDetails == nil || !*in.ReturnRunDetails {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}

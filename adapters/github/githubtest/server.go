@@ -12,6 +12,7 @@
 package githubtest
 
 import (
+	"embed"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -45,6 +46,7 @@ type Server struct {
 	failures         fake.Failures[Failure]
 	requests         fake.Log[string]
 	returnRunDetails bool
+	rejectRunDetails bool
 	now              func() time.Time
 }
 
@@ -63,6 +65,22 @@ func New(tb testing.TB) *Server {
 	return s
 }
 
+// examples holds the error bodies the fake answers (testdata/README.md says
+// where each comes from).
+//
+//go:embed testdata/*.json
+var examples embed.FS
+
+// exampleMessage is the message of testdata/<name>.json.
+func exampleMessage(name string) string {
+	var b apiError
+	raw, err := examples.ReadFile("testdata/" + name + ".json")
+	if err != nil || json.Unmarshal(raw, &b) != nil {
+		panic("githubtest: bad example " + name)
+	}
+	return b.Message
+}
+
 // Close stops the server; tests need not call it.
 func (s *Server) Close() { s.srv.Close() }
 
@@ -77,19 +95,26 @@ type Failure struct {
 	// RetryAfter sets the Retry-After header (whole seconds, rounded up).
 	RetryAfter time.Duration
 	// RateLimit answers GitHub's primary rate limit: 403 (or Status) with
-	// x-ratelimit-remaining: 0 and x-ratelimit-reset one minute ahead.
+	// x-ratelimit-remaining: 0 and x-ratelimit-reset Reset ahead.
 	RateLimit bool
+	// Reset is how far ahead x-ratelimit-reset is for RateLimit; default one minute.
+	Reset time.Duration
 	// Secondary answers GitHub's secondary rate limit: 403 (or Status) with a
 	// documentation_url ending in #secondary-rate-limits.
 	Secondary bool
 	// Delay holds the answer back this long, or until the client gives up.
 	Delay time.Duration
+	// Example answers a published example body (testdata/<Example>.json) as
+	// it is, with Status (default 200).
+	Example string
 }
 
 // Fail registers a failure. Failures are matched in registration order.
 func (s *Server) Fail(f Failure) {
 	switch {
 	case f.Status != 0:
+	case f.Example != "":
+		f.Status = http.StatusOK
 	case f.RateLimit || f.Secondary:
 		f.Status = http.StatusForbidden
 	case f.Delay == 0:
@@ -105,6 +130,15 @@ func (s *Server) SetReturnRunDetails(on bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.returnRunDetails = on
+}
+
+// SetRejectRunDetails makes a dispatch that sends return_run_details fail
+// with 422, as a GitHub Enterprise Server that validates the body against an
+// older schema answers; without the field it answers 204. Default false.
+func (s *Server) SetRejectRunDetails(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rejectRunDetails = on
 }
 
 // SetClock replaces the server's clock, used for created_at and the Date header.
@@ -164,6 +198,16 @@ func (s *Server) authorized(h string) bool {
 
 func (s *Server) writeFailure(w http.ResponseWriter, f *Failure, now time.Time) {
 	h := w.Header()
+	if f.Example != "" {
+		raw, err := examples.ReadFile("testdata/" + f.Example + ".json")
+		if err != nil {
+			panic("githubtest: no example " + f.Example)
+		}
+		h.Set("Content-Type", "application/json; charset=utf-8")
+		w.WriteHeader(f.Status)
+		_, _ = w.Write(raw)
+		return
+	}
 	if f.RetryAfter > 0 {
 		h.Set("Retry-After", strconv.Itoa(int(math.Ceil(f.RetryAfter.Seconds()))))
 	}
@@ -172,14 +216,18 @@ func (s *Server) writeFailure(w http.ResponseWriter, f *Failure, now time.Time) 
 	case f.RateLimit:
 		h.Set("X-RateLimit-Remaining", "0")
 		h.Set("X-RateLimit-Used", "5000")
-		h.Set("X-RateLimit-Reset", strconv.FormatInt(now.Add(time.Minute).Unix(), 10))
+		reset := f.Reset
+		if reset <= 0 {
+			reset = time.Minute
+		}
+		h.Set("X-RateLimit-Reset", strconv.FormatInt(now.Add(reset).Unix(), 10))
 		if msg == "" {
-			msg = "API rate limit exceeded for user ID 1."
+			msg = exampleMessage("rate_limit_primary")
 		}
 		doc = "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"
 	case f.Secondary:
 		if msg == "" {
-			msg = "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
+			msg = exampleMessage("rate_limit_secondary")
 		}
 		doc = "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api#secondary-rate-limits"
 	}

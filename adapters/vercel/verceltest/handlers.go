@@ -2,6 +2,7 @@ package verceltest
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"regexp"
 	"slices"
@@ -33,9 +34,17 @@ func (s *Server) getProject(w http.ResponseWriter, r *http.Request) {
 	}
 	out := map[string]any{"id": p.ID, "name": p.Name, "accountId": p.AccountID, "framework": nullable(p.Framework)}
 	if p.Org != "" {
-		out["link"] = map[string]any{
-			"type": "github", "org": p.Org, "repo": p.Repo, "repoId": p.RepoID,
-			"productionBranch": p.ProductionBranch,
+		switch linkType(p) {
+		case "bitbucket":
+			out["link"] = map[string]any{"type": "bitbucket", "owner": p.Org, "slug": p.Repo, "productionBranch": p.ProductionBranch}
+		case "gitlab":
+			out["link"] = map[string]any{"type": "gitlab", "projectNamespace": p.Org, "projectName": p.Repo,
+				"projectId": strconv.FormatInt(p.RepoID, 10), "productionBranch": p.ProductionBranch}
+		default:
+			out["link"] = map[string]any{
+				"type": linkType(p), "org": p.Org, "repo": p.Repo, "repoId": p.RepoID,
+				"productionBranch": p.ProductionBranch,
+			}
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -52,6 +61,12 @@ func (s *Server) listDeployments(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = min(n, 100)
 	}
+	if q.Get("target") == "preview" {
+		// Vercel documents production (or a custom environment) here;
+		// preview deployments have target null.
+		writeError(w, http.StatusBadRequest, "bad_request", "Invalid request: `target` should be \"production\" or a custom environment")
+		return
+	}
 	until, _ := strconv.ParseInt(q.Get("until"), 10, 64)
 	since, _ := strconv.ParseInt(q.Get("since"), 10, 64)
 
@@ -66,8 +81,7 @@ func (s *Server) listDeployments(w http.ResponseWriter, r *http.Request) {
 		ms := d.CreatedAt.UnixMilli()
 		switch {
 		case projectID != "" && d.ProjectID != projectID:
-		case q.Get("target") == "preview" && d.Target != "":
-		case q.Get("target") != "" && q.Get("target") != "preview" && d.Target != q.Get("target"):
+		case q.Get("target") != "" && d.Target != q.Get("target"):
 		case until != 0 && ms >= until:
 		case since != 0 && ms <= since:
 		default:
@@ -111,13 +125,23 @@ type createBody struct {
 	DeploymentID string            `json:"deploymentId"`
 	Meta         map[string]string `json:"meta"`
 	GitSource    *struct {
-		Type   string `json:"type"`
-		Ref    string `json:"ref"`
-		SHA    string `json:"sha"`
-		Org    string `json:"org"`
-		Repo   string `json:"repo"`
-		RepoID any    `json:"repoId"`
+		Type      string `json:"type"`
+		Ref       string `json:"ref"`
+		SHA       string `json:"sha"`
+		Org       string `json:"org"`
+		Repo      string `json:"repo"`
+		RepoID    any    `json:"repoId"`
+		Owner     string `json:"owner"`
+		Slug      string `json:"slug"`
+		ProjectID any    `json:"projectId"`
 	} `json:"gitSource"`
+}
+
+func linkType(p *Project) string {
+	if p.LinkType == "" {
+		return "github"
+	}
+	return p.LinkType
 }
 
 var shaRE = regexp.MustCompile(`^[0-9a-f]{40}$`)
@@ -157,8 +181,18 @@ func (s *Server) createDeployment(w http.ResponseWriter, r *http.Request) {
 		d.Meta["originalDeploymentId"] = src.ID
 	case b.GitSource != nil:
 		gs := b.GitSource
-		if gs.Type != "github" || gs.Ref == "" || ((gs.Org == "" || gs.Repo == "") && gs.RepoID == nil) {
-			writeError(w, http.StatusBadRequest, "incorrect_git_source_info", "The provided gitSource is invalid: type github needs ref and org/repo or repoId")
+		var ok bool
+		switch gs.Type {
+		case "github", "github-limited", "github-custom-host":
+			ok = (gs.Org != "" && gs.Repo != "") || gs.RepoID != nil
+		case "bitbucket":
+			ok, gs.Org, gs.Repo = gs.Owner != "" && gs.Slug != "", gs.Owner, gs.Slug
+		case "gitlab":
+			ok = gs.ProjectID != nil
+		}
+		if !ok || gs.Ref == "" || (p.Org != "" && gs.Type != linkType(p)) {
+			writeError(w, http.StatusBadRequest, "incorrect_git_source_info",
+				fmt.Sprintf("The provided gitSource is invalid: type %q needs ref and the repository fields of that type, and must match the project's link (%s)", gs.Type, linkType(p)))
 			return
 		}
 		org, repo := firstNonEmpty(gs.Org, p.Org), firstNonEmpty(gs.Repo, p.Repo)
@@ -214,6 +248,13 @@ func (s *Server) deploymentEvents(w http.ResponseWriter, r *http.Request) {
 	out := make([]map[string]any, 0, len(events))
 	for i, e := range events {
 		ms := e.Created.UnixMilli()
+		if s.flatEvents {
+			out = append(out, map[string]any{
+				"type": e.Type, "created": ms, "date": ms, "deploymentId": d.ID, "id": strconv.Itoa(i),
+				"serial": strconv.FormatInt(ms, 10), "text": e.Text, "info": map[string]any{"type": "build", "name": "bld_fake"},
+			})
+			continue
+		}
 		out = append(out, map[string]any{
 			"type":    e.Type,
 			"created": ms,

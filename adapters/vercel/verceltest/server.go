@@ -7,6 +7,7 @@ package verceltest
 
 import (
 	"bytes"
+	"embed"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -39,6 +40,7 @@ type Server struct {
 	requests    fake.Log[Request]
 	latency     time.Duration
 	outcome     string // final state of created deployments
+	flatEvents  bool   // answer events in the flat shape
 	seq         int
 	lastCreated int64
 }
@@ -81,6 +83,10 @@ type Failure struct {
 	RetryAfter string        // Retry-After header value (seconds or HTTP-date)
 	Times      int           // how many requests fail; <= 0 means once
 	Delay      time.Duration // wait before answering (still cut short by the client going away)
+	// BodyReset answers a rate limit the way Vercel's error docs show it
+	// in the body: error.limit {remaining: 0, reset (unix s), resetMs, total},
+	// reset BodyReset ahead, and no X-RateLimit-* or Retry-After headers.
+	BodyReset time.Duration
 }
 
 // Fail queues a failure; the first queued failure matching a request is used.
@@ -98,12 +104,50 @@ func (s *Server) SetLatency(d time.Duration) {
 	s.latency = d
 }
 
-// SetBuildOutcome sets the final state ("READY", "ERROR" or "CANCELED") that
+// SetBuildOutcome sets the final state (any readyState: "READY", "ERROR",
+// "CANCELED", "BLOCKED", "DELETED", or an undocumented one) that
 // deployments created from now on reach after QUEUED and BUILDING.
 func (s *Server) SetBuildOutcome(state string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.outcome = state
+}
+
+// examples holds the bodies the fake answers (testdata/README.md says where
+// each comes from).
+//
+//go:embed testdata/*.json
+var examples embed.FS
+
+// rateLimitedBody is testdata/rate_limited.json with its reset moved to at.
+func rateLimitedBody(f *Failure, at time.Time) map[string]any {
+	raw, err := examples.ReadFile("testdata/rate_limited.json")
+	var body map[string]map[string]any
+	if err != nil || json.Unmarshal(raw, &body) != nil {
+		panic("verceltest: bad rate_limited.json")
+	}
+	e := body["error"]
+	e["code"] = orDefault(f.Code, e["code"].(string))
+	e["message"] = orDefault(f.Message, e["message"].(string))
+	limit := e["limit"].(map[string]any)
+	limit["reset"], limit["resetMs"] = at.Unix(), at.UnixMilli()
+	return map[string]any{"error": e}
+}
+
+// SetFlatEvents makes GET /v3/deployments/{id}/events answer the flat shape
+// Vercel's spec also documents ({type, created, date, text, ...} with no
+// payload object) instead of {type, created, payload: {text, ...}}.
+func (s *Server) SetFlatEvents(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.flatEvents = on
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
 
 // Request is one request the fake received.
@@ -136,6 +180,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	if f != nil && f.BodyReset > 0 {
+		writeJSON(w, f.Status, rateLimitedBody(f, time.Now().Add(f.BodyReset)))
+		return
+	}
 	reset := strconv.FormatInt(time.Now().Add(time.Minute).Unix(), 10)
 	w.Header().Set("X-RateLimit-Limit", "100")
 	w.Header().Set("X-RateLimit-Reset", reset)

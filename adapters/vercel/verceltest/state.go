@@ -11,12 +11,16 @@ import (
 
 // Project is a project known to the fake, linked to a GitHub repository.
 type Project struct {
-	ID               string // "prj_..."; generated when empty
-	Name             string
-	AccountID        string
-	Framework        string
-	Org, Repo        string // GitHub link; empty for an unlinked project
-	RepoID           int64
+	ID        string // "prj_..."; generated when empty
+	Name      string
+	AccountID string
+	Framework string
+	Org, Repo string // Git link; empty for an unlinked project
+	RepoID    int64
+	// LinkType is link.type: "github" (default), "github-limited",
+	// "github-custom-host", "bitbucket" (Org, Repo are owner, slug) or
+	// "gitlab" (Org, Repo are projectNamespace, projectName; RepoID is projectId).
+	LinkType         string
 	ProductionBranch string // default "main"
 }
 

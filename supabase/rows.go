@@ -1,0 +1,118 @@
+package supabase
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/opscontrolroom/opsd/executor"
+)
+
+// eventRow is a run_events row as append_run_rows and finish_run read it
+// (jsonb_to_recordset): every key present in every row, with the writing
+// attempt that fences it.
+type eventRow struct {
+	RunID   string          `json:"run_id"`
+	Attempt int             `json:"attempt"`
+	Seq     int             `json:"seq"`
+	TS      time.Time       `json:"ts"`
+	Level   string          `json:"level"`
+	Source  string          `json:"source"`
+	Message string          `json:"message"`
+	Data    json.RawMessage `json:"data"`
+	Phase   *string         `json:"phase"`
+}
+
+// stepRow is a run_steps row as append_run_rows reads it.
+type stepRow struct {
+	RunID      string          `json:"run_id"`
+	Attempt    int             `json:"attempt"`
+	Idx        int             `json:"idx"`
+	StepID     string          `json:"step_id"`
+	Title      string          `json:"title"`
+	Kind       string          `json:"kind"`
+	Tool       *string         `json:"tool"`
+	Action     *string         `json:"action"`
+	Args       json.RawMessage `json:"args"`
+	Status     string          `json:"status"`
+	StartedAt  *time.Time      `json:"started_at"`
+	FinishedAt *time.Time      `json:"finished_at"`
+	Error      *string         `json:"error"`
+}
+
+// eventRows checks and converts events: each needs a seq (>= 1, so a retry
+// is recognised) and its attempt (>= 1, the fence). A zero TS means now.
+func eventRows(op string, events []executor.Event) ([]eventRow, error) {
+	now := time.Now().UTC()
+	rows := make([]eventRow, len(events))
+	for i, e := range events {
+		if e.Seq < 1 {
+			return nil, invalidInput(op, "event %d of run %s has seq %d: seqs start at 1", i, e.RunID, e.Seq)
+		}
+		if e.Attempt < 1 {
+			return nil, invalidInput(op, "event %d of run %s has attempt %d: rows carry the writing attempt (>= 1)", i, e.RunID, e.Attempt)
+		}
+		ts := e.TS
+		if ts.IsZero() {
+			ts = now
+		}
+		rows[i] = eventRow{RunID: e.RunID, Attempt: e.Attempt, Seq: e.Seq, TS: ts, Level: e.Level, Source: e.Source,
+			Message: e.Message, Data: restRaw(e.Data), Phase: restNilIfEmpty(e.Phase)}
+	}
+	return rows, nil
+}
+
+// stepRows converts steps: an empty Kind is "system", an empty Status
+// "queued", no Args {}.
+func stepRows(op string, steps []executor.Step) ([]stepRow, error) {
+	rows := make([]stepRow, len(steps))
+	for i, st := range steps {
+		if st.Attempt < 1 {
+			return nil, invalidInput(op, "step %d of run %s has attempt %d: rows carry the writing attempt (>= 1)", st.Idx, st.RunID, st.Attempt)
+		}
+		rows[i] = stepRow{RunID: st.RunID, Attempt: st.Attempt, Idx: st.Idx, StepID: st.StepID, Title: st.Title,
+			Kind: st.Kind, Tool: st.Tool, Action: st.Action, Args: restRaw(st.Args), Status: st.Status,
+			StartedAt: st.StartedAt, FinishedAt: st.FinishedAt, Error: st.Error}
+		if rows[i].Kind == "" {
+			rows[i].Kind = "system"
+		}
+		if rows[i].Args == nil {
+			rows[i].Args = json.RawMessage(`{}`)
+		}
+		if rows[i].Status == "" {
+			rows[i].Status = "queued"
+		}
+	}
+	return rows, nil
+}
+
+// rowsArgs is the arguments of append_run_rows: NULL for an empty list.
+func rowsArgs(op string, r executor.Rows) (events, steps any, err error) {
+	if len(r.Events) > 0 {
+		if events, err = eventRows(op, r.Events); err != nil {
+			return nil, nil, err
+		}
+	}
+	if len(r.Steps) > 0 {
+		if steps, err = stepRows(op, r.Steps); err != nil {
+			return nil, nil, err
+		}
+	}
+	return events, steps, nil
+}
+
+// leaseSeconds is a lease duration in whole seconds, rounded up, at least 1
+// (default 30 s).
+func leaseSeconds(d time.Duration) int {
+	if d <= 0 {
+		return 30
+	}
+	s := int((d + time.Second - 1) / time.Second)
+	return max(s, 1)
+}
+
+// leaseLost is the error of a write refused because the lease is gone.
+func leaseLost(op string, l executor.Lease) error {
+	return &executor.StoreError{Kind: executor.ErrLeaseLost, Op: op,
+		Message: fmt.Sprintf("run %s is no longer held by worker %s attempt %d", l.RunID, l.Worker, l.Attempt)}
+}
