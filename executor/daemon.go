@@ -35,7 +35,8 @@ type Config struct {
 	Writer              WriterConfig
 	Redactor            Redactor
 	Notifier            Notifier
-	Maintenance         MaintenanceConfig // schedules, retention, queue gauges (maintenance.go)
+	Maintenance         MaintenanceConfig      // schedules, retention, queue gauges (maintenance.go)
+	Retries             map[string]RetryPolicy // automatic retries by kind (autoretry.go); default none
 	// Policy decides from a run's targets whether it may run and whether it
 	// waits for approval before its action phase; default DefaultPolicy.
 	Policy *Policy

@@ -103,7 +103,7 @@ func (x *execution) execute() {
 	d := x.d
 	log := d.log.With(zap.String("run_id", x.run.ID), zap.String("lane", x.run.Lane), zap.String("kind", x.run.Kind))
 	x.setPhase(PhaseValidate)
-	_ = x.rc.Info("System", fmt.Sprintf("claimed by %s (attempt %d of %d)", d.cfg.WorkerID, x.run.Attempt, max(x.run.MaxAttempts, 1)),
+	_ = x.rc.Info("System", fmt.Sprintf("claimed by %s (attempt %d of %d)", d.cfg.WorkerID, x.run.Attempt, x.attemptLimit()),
 		map[string]any{"worker": d.cfg.WorkerID, "attempt": x.run.Attempt, "env": x.run.Env, "kind": x.run.Kind, "dry_run": x.run.DryRun})
 	out := x.phases()
 	x.finish(out, log)
@@ -307,6 +307,9 @@ func (x *execution) finish(out outcome, log *zap.Logger) {
 	phase := x.currentPhase()
 	elapsed := roundDuration(time.Since(x.started))
 	x.emitter.setContext(ctx) // back-pressure waits of the final events use the final-write budget
+	if x.requeueOnFailure(ctx, out, phase, log) {
+		return
+	}
 	if out.release {
 		_ = x.rc.Warn("System", "released back to the queue: "+out.message, nil)
 	}

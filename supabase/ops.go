@@ -15,6 +15,8 @@ import (
 var (
 	_ executor.Operations = (*PGStore)(nil)
 	_ executor.Operations = (*RESTStore)(nil)
+	_ executor.Requeuer   = (*PGStore)(nil)
+	_ executor.Requeuer   = (*RESTStore)(nil)
 )
 
 // defaultPruneBatch bounds the rows one prune call deletes per table.

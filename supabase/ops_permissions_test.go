@@ -38,7 +38,7 @@ func newOpsFixture(t *testing.T, pool *pgxpool.Pool) opsFixture {
 	q(&fx.failedShared, `INSERT INTO runs (env, kind, lane) VALUES ('dev', 'deploy', 'P') RETURNING id`)
 	finishRun(t, pool, fx.failedShared, "canceled", 0)
 	q(&fx.runningA, `INSERT INTO runs (env, kind, lane, created_by) VALUES ('dev', 'deploy', 'P', $1) RETURNING id`, permUserA)
-	_, err := pool.Exec(ctx, `UPDATE runs SET status = 'running', claimed_by = 'w', attempt = 1 WHERE id = $1`, fx.runningA)
+	_, err := pool.Exec(ctx, `UPDATE runs SET status = 'running', claimed_by = 'w', attempt = 1, phase = 'preflight' WHERE id = $1`, fx.runningA)
 	require.NoError(t, err)
 	return fx
 }
@@ -128,6 +128,9 @@ func TestOperationsPermissionMatrix(t *testing.T) {
 		rpc("opsd_schedule_set", serviceOnly, func(fx opsFixture) any { return map[string]any{"p_name": fx.schedAName, "p_enabled": false} }),
 		rpc("opsd_schedule_delete", serviceOnly, func(fx opsFixture) any { return map[string]any{"p_name": fx.schedAName} }),
 		rpc("opsd_cron_next", all, obj("p_expr", "*/5 * * * *")),
+		rpc("opsd_requeue_run", serviceOnly, func(fx opsFixture) any {
+			return map[string]any{"p_run_id": fx.runningA, "p_worker": "w", "p_attempt": 1, "p_delay_seconds": 5}
+		}),
 	}
 
 	var table strings.Builder

@@ -2,6 +2,7 @@ package supabase
 
 import (
 	"context"
+	"time"
 
 	"github.com/opscontrolroom/opsd/executor"
 )
@@ -103,4 +104,10 @@ func (s *PGStore) QueueStats(ctx context.Context) (executor.QueueStats, error) {
 	var out executor.QueueStats
 	_, err := s.callJSON(ctx, "opsd_queue_stats", `SELECT public.opsd_queue_stats()`, &out)
 	return out, err
+}
+
+// RequeueRun calls opsd_requeue_run (fenced by worker and attempt).
+func (s *PGStore) RequeueRun(ctx context.Context, lease executor.Lease, delay time.Duration, reason string) (bool, error) {
+	return s.queryBool(ctx, "opsd_requeue_run "+lease.RunID, `SELECT public.opsd_requeue_run($1, $2, $3, $4, $5)`,
+		lease.RunID, lease.Worker, lease.Attempt, int(delay.Round(time.Second)/time.Second), reason)
 }

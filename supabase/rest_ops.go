@@ -3,6 +3,7 @@ package supabase
 import (
 	"context"
 	"encoding/json"
+	"time"
 
 	"github.com/opscontrolroom/opsd/executor"
 )
@@ -104,4 +105,13 @@ func (s *RESTStore) QueueStats(ctx context.Context) (executor.QueueStats, error)
 	var out executor.QueueStats
 	_, err := s.callJSON(ctx, "opsd_queue_stats", nil, restRetrySafe, &out)
 	return out, err
+}
+
+// RequeueRun calls opsd_requeue_run; fenced by worker and attempt, so a
+// resent call cannot requeue twice.
+func (s *RESTStore) RequeueRun(ctx context.Context, lease executor.Lease, delay time.Duration, reason string) (bool, error) {
+	var ok bool
+	_, err := s.rpc(ctx, "opsd_requeue_run", map[string]any{"p_run_id": lease.RunID, "p_worker": lease.Worker, "p_attempt": lease.Attempt,
+		"p_delay_seconds": int(delay.Round(time.Second) / time.Second), "p_reason": reason}, restRetrySafe, &ok)
+	return ok, err
 }

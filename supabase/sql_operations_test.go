@@ -404,3 +404,42 @@ func TestAuditTrail(t *testing.T) {
 	require.NoError(t, json.Unmarshal(raw, &entries))
 	require.Len(t, entries, 2)
 }
+
+// TestRequeueRun: an attempt is requeued only by its owner, only before its
+// action phase, with not_before set from the delay; attempt never drops.
+func TestRequeueRun(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := pgtest.NewDB(t)
+	id := insertRun(t, db.Pool, nil, "A", 100)
+	set := func(phase string) {
+		_, err := db.Pool.Exec(ctx, `UPDATE runs SET status = 'running', claimed_by = 'w', attempt = 2, attempts_used = 2, phase = $2 WHERE id = $1`, id, phase)
+		require.NoError(t, err)
+	}
+	requeue := func(worker string, attempt int) bool {
+		var ok bool
+		require.NoError(t, db.Pool.QueryRow(ctx, `SELECT opsd_requeue_run($1, $2, $3, 30, 'preflight failed')`, id, worker, attempt).Scan(&ok))
+		return ok
+	}
+	set("action")
+	require.False(t, requeue("w", 2), "an attempt in its action phase is never requeued")
+	set("preflight")
+	require.False(t, requeue("other", 2), "fenced by worker")
+	require.False(t, requeue("w", 1), "fenced by attempt")
+	require.True(t, requeue("w", 2))
+	var status string
+	var attempt, used int
+	var wait float64
+	var claimed *string
+	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT status, attempt, attempts_used, claimed_by, extract(epoch FROM not_before - now())
+		FROM runs WHERE id = $1`, id).Scan(&status, &attempt, &used, &claimed, &wait))
+	require.Equal(t, "queued", status)
+	require.Equal(t, [2]int{2, 2}, [2]int{attempt, used}, "attempt and attempts_used are kept")
+	require.Nil(t, claimed)
+	require.InDelta(t, 30, wait, 5)
+	got, err := claim(ctx, db.Pool, "w2", "A", 1)
+	require.NoError(t, err)
+	require.Empty(t, got, "not claimable before not_before")
+	_, err = db.Pool.Exec(ctx, `SELECT opsd_requeue_run($1, 'w', 2, -1)`, id)
+	require.ErrorContains(t, err, "p_delay_seconds = -1")
+}

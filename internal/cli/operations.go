@@ -35,3 +35,14 @@ func maintenanceConfig(e *env) executor.MaintenanceConfig {
 		PruneBatch:    ages.Batch,
 	}
 }
+
+// retryPolicies is the `retries:` section for the daemon. The configuration
+// was validated at load, so RetryBackoff cannot fail here.
+func retryPolicies(e *env) map[string]executor.RetryPolicy {
+	out := map[string]executor.RetryPolicy{}
+	for kind, p := range e.cfg.Retries {
+		d, _ := p.RetryBackoff()
+		out[kind] = executor.RetryPolicy{MaxAttempts: p.MaxAttempts, Backoff: d}
+	}
+	return out
+}

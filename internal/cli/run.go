@@ -199,7 +199,7 @@ func daemonConfig(e *env) executor.Config {
 		PollInterval: c.PollInterval, PollMaxInterval: c.PollMaxInterval, ShutdownGrace: c.ShutdownGrace,
 		PhaseTimeout: c.PhaseTimeout, ApprovalTimeout: c.ApprovalTimeout,
 		ChattyRowsPerSecond: c.ChattyRowsPerSecond, ArtifactMaxBytes: c.ArtifactMaxBytes, IdleExit: c.IdleExit,
-		Redactor: e.redactor, Notifier: newNotifier(e), Maintenance: maintenanceConfig(e),
+		Redactor: e.redactor, Notifier: newNotifier(e), Maintenance: maintenanceConfig(e), Retries: retryPolicies(e),
 		// approval_envs "none" is a list naming no env: nothing is held for its label.
 		Policy: &executor.Policy{ApprovalEnvs: append([]string{}, c.ApprovalEnvs...), AllowCrossEnv: c.Policy.AllowCrossEnv},
 	}

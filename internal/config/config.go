@@ -58,34 +58,35 @@ var Options = []Option{
 
 // Config is the loaded configuration.
 type Config struct {
-	DatabaseURL            string        `mapstructure:"database_url"`
-	SupabaseURL            string        `mapstructure:"supabase_url"`
-	SupabaseServiceRoleKey string        `mapstructure:"supabase_service_role_key"`
-	WorkerID               string        `mapstructure:"worker_id"`
-	Lanes                  []string      `mapstructure:"-"`
-	LaneConcurrency        int           `mapstructure:"lane_concurrency"`
-	HeartbeatInterval      time.Duration `mapstructure:"heartbeat_interval"`
-	StaleAfter             time.Duration `mapstructure:"stale_after"`
-	ReaperPeriod           time.Duration `mapstructure:"reaper_period"`
-	PollInterval           time.Duration `mapstructure:"poll_interval"`
-	PollMaxInterval        time.Duration `mapstructure:"poll_max_interval"`
-	ShutdownGrace          time.Duration `mapstructure:"shutdown_grace"`
-	PhaseTimeout           time.Duration `mapstructure:"phase_timeout"`
-	ApprovalTimeout        time.Duration `mapstructure:"approval_timeout"`
-	ApprovalEnvs           []string      `mapstructure:"-"`
-	ChattyRowsPerSecond    float64       `mapstructure:"chatty_rows_per_second"`
-	ArtifactMaxBytes       int           `mapstructure:"artifact_max_bytes"`
-	ArtifactStorageBucket  string        `mapstructure:"artifact_storage_bucket"`
-	ArtifactLinkTTL        time.Duration `mapstructure:"artifact_link_ttl"`
-	HTTPAddr               string        `mapstructure:"http_addr"`
-	WebhookSecret          string        `mapstructure:"webhook_secret"`
-	IdleExit               time.Duration `mapstructure:"idle_exit"`
-	LogLevel               string        `mapstructure:"log_level"`
-	LogFormat              string        `mapstructure:"log_format"`
-	Integrations           Integrations  `mapstructure:"integrations"`
-	Notifications          Notifications `mapstructure:"notifications"`
-	Retention              Retention     `mapstructure:"retention"`
-	Policy                 Policy        `mapstructure:"policy"`
+	DatabaseURL            string                 `mapstructure:"database_url"`
+	SupabaseURL            string                 `mapstructure:"supabase_url"`
+	SupabaseServiceRoleKey string                 `mapstructure:"supabase_service_role_key"`
+	WorkerID               string                 `mapstructure:"worker_id"`
+	Lanes                  []string               `mapstructure:"-"`
+	LaneConcurrency        int                    `mapstructure:"lane_concurrency"`
+	HeartbeatInterval      time.Duration          `mapstructure:"heartbeat_interval"`
+	StaleAfter             time.Duration          `mapstructure:"stale_after"`
+	ReaperPeriod           time.Duration          `mapstructure:"reaper_period"`
+	PollInterval           time.Duration          `mapstructure:"poll_interval"`
+	PollMaxInterval        time.Duration          `mapstructure:"poll_max_interval"`
+	ShutdownGrace          time.Duration          `mapstructure:"shutdown_grace"`
+	PhaseTimeout           time.Duration          `mapstructure:"phase_timeout"`
+	ApprovalTimeout        time.Duration          `mapstructure:"approval_timeout"`
+	ApprovalEnvs           []string               `mapstructure:"-"`
+	ChattyRowsPerSecond    float64                `mapstructure:"chatty_rows_per_second"`
+	ArtifactMaxBytes       int                    `mapstructure:"artifact_max_bytes"`
+	ArtifactStorageBucket  string                 `mapstructure:"artifact_storage_bucket"`
+	ArtifactLinkTTL        time.Duration          `mapstructure:"artifact_link_ttl"`
+	HTTPAddr               string                 `mapstructure:"http_addr"`
+	WebhookSecret          string                 `mapstructure:"webhook_secret"`
+	IdleExit               time.Duration          `mapstructure:"idle_exit"`
+	LogLevel               string                 `mapstructure:"log_level"`
+	LogFormat              string                 `mapstructure:"log_format"`
+	Integrations           Integrations           `mapstructure:"integrations"`
+	Notifications          Notifications          `mapstructure:"notifications"`
+	Retention              Retention              `mapstructure:"retention"`
+	Policy                 Policy                 `mapstructure:"policy"`
+	Retries                map[string]RetryPolicy `mapstructure:"retries"`
 }
 
 // Loader binds flags, environment and file.
@@ -201,7 +202,7 @@ func stringList(v *viper.Viper, key string) ([]string, error) {
 // checkKeys refuses top-level keys of the file that opsd does not know, so a
 // typo (approval_env for approval_envs) is an error, not a silent default.
 func checkKeys(v *viper.Viper, file string) error {
-	known := map[string]bool{"integrations": true, "notifications": true, "policy": true, "retention": true}
+	known := map[string]bool{"integrations": true, "notifications": true, "policy": true, "retention": true, "retries": true}
 	for _, o := range Options {
 		known[o.Key] = true
 	}
@@ -273,6 +274,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("artifact_link_ttl = %s: must be at least 1m", c.ArtifactLinkTTL)
 	}
 	if _, err := c.Retention.Ages(); err != nil {
+		return err
+	}
+	if err := checkRetries(c.Retries); err != nil {
 		return err
 	}
 	switch c.LogLevel {

@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -38,4 +39,43 @@ func TestRetentionBadValuesNameTheSetting(t *testing.T) {
 		_, err := load(t, nil, nil, tc.file)
 		require.ErrorContains(t, err, tc.want, tc.file)
 	}
+}
+
+func TestRetries(t *testing.T) {
+	c, err := load(t, nil, nil, "retries:\n  healthcheck: {max_attempts: 3, backoff: 10s}\n  deploy: {max_attempts: 2}\n")
+	require.NoError(t, err)
+	require.Equal(t, 3, c.Retries["healthcheck"].MaxAttempts)
+	d, err := c.Retries["deploy"].RetryBackoff()
+	require.NoError(t, err)
+	require.Equal(t, 30*time.Second, d)
+	for _, tc := range []struct{ file, want string }{
+		{"retries:\n  deploi: {max_attempts: 2}\n", "retries.deploi: not a run kind"},
+		{"retries:\n  spec: {max_attempts: 0}\n", "retries.spec.max_attempts = 0: must be between 1 and 10"},
+		{"retries:\n  spec: {max_attempts: 2, backoff: soon}\n", `retries.spec.backoff = "soon"`},
+	} {
+		_, err := load(t, nil, nil, tc.file)
+		require.ErrorContains(t, err, tc.want, tc.file)
+	}
+}
+
+// FuzzParseAge: ParseAge never panics, never returns a negative age, and
+// accepts what it prints back for whole days.
+func FuzzParseAge(f *testing.F) {
+	for _, s := range []string{"", "0", "30d", "365d", "12h", "1h30m", "-1h", "d", "99999999999d", " 7d "} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := config.ParseAge(s)
+		if err != nil {
+			return
+		}
+		require.GreaterOrEqual(t, d, time.Duration(0))
+		if d%(24*time.Hour) == 0 && d > 0 {
+			again, err := config.ParseAge(fmt.Sprintf("%dd", d/(24*time.Hour)))
+			if d/(24*time.Hour) <= 100*365 {
+				require.NoError(t, err)
+				require.Equal(t, d, again)
+			}
+		}
+	})
 }

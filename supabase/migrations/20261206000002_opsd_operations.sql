@@ -777,3 +777,33 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
 $$;
 REVOKE ALL ON FUNCTION public.opsd_queue_stats() FROM PUBLIC, anon, authenticated;
 GRANT EXECUTE ON FUNCTION public.opsd_queue_stats() TO service_role;
+
+-- -------------------------------------------------------- automatic retries
+
+-- opsd_requeue_run gives an attempt that failed before its action phase
+-- (validate or preflight) back to the queue, claimable again after
+-- p_delay_seconds (runs.not_before, honoured by claim_run). Fenced by
+-- (worker, attempt) like finish_run; attempt (the fencing token) and
+-- attempts_used are kept, so max_attempts bounds the retries. A run in or
+-- past its action phase is never requeued: its side effects may have
+-- happened. The daemon writes the System event saying why (p_reason) before
+-- it calls; p_reason is kept for callers' logs only.
+CREATE OR REPLACE FUNCTION public.opsd_requeue_run(p_run_id uuid, p_worker text, p_attempt int, p_delay_seconds int,
+                                                   p_reason text DEFAULT NULL) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+BEGIN
+  IF p_delay_seconds IS NULL OR p_delay_seconds < 0 OR p_delay_seconds > 86400 THEN
+    RAISE EXCEPTION 'opsd_requeue_run: p_delay_seconds = %: must be between 0 and 86400', p_delay_seconds
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  UPDATE public.runs x
+     SET status = 'queued', claimed_by = NULL, claimed_at = NULL, heartbeat_at = NULL, started_at = NULL,
+         lease_expires_at = NULL, phase = NULL, claim_token = NULL,
+         not_before = clock_timestamp() + make_interval(secs => p_delay_seconds)
+   WHERE x.id = p_run_id AND x.claimed_by = p_worker AND x.attempt = p_attempt AND x.status = 'running'
+     AND x.finished_at IS NULL AND x.phase IN ('validate', 'preflight');
+  RETURN FOUND;
+END
+$$;
+REVOKE ALL ON FUNCTION public.opsd_requeue_run(uuid, text, int, int, text) FROM PUBLIC, anon, authenticated;
+GRANT EXECUTE ON FUNCTION public.opsd_requeue_run(uuid, text, int, int, text) TO service_role;
