@@ -56,7 +56,7 @@ func (c *cliEnv) startDaemon() *executor.Daemon {
 	c.t.Helper()
 	cfg := executor.Config{
 		WorkerID: fmt.Sprintf("cli-test-%d", workerSeq.Add(1)), LaneConcurrency: 4,
-		HeartbeatInterval: 200 * time.Millisecond, StaleAfter: 2 * time.Second, ReaperPeriod: 500 * time.Millisecond,
+		HeartbeatInterval: 200 * time.Millisecond, StaleAfter: 10 * time.Second, ReaperPeriod: 500 * time.Millisecond,
 		PollInterval: 50 * time.Millisecond, PollMaxInterval: 200 * time.Millisecond, ShutdownGrace: 5 * time.Second,
 	}
 	d, err := executor.New(cfg, c.store, &runbooks.Resolver{Store: c.store}, zaptest.NewLogger(c.t), nil)
