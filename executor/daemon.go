@@ -9,11 +9,12 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	mrand "math/rand/v2"
 	"sync"
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/opscontrolroom/opsd/internal/backoff"
 )
 
 // Config is the daemon's behaviour. Zero values take the documented defaults.
@@ -549,29 +550,21 @@ func (d *Daemon) idleLoop(ctx context.Context) {
 // half of stale-after (after that the reaper settles the run).
 func (d *Daemon) retryStore(ctx context.Context, fn func(context.Context) (bool, error)) (bool, error) {
 	deadline := time.Now().Add(d.cfg.StaleAfter / 2)
-	delay := 50 * time.Millisecond
-	for {
+	wait := backoff.Policy{Min: 50 * time.Millisecond, Max: 2 * time.Second}
+	for failures := 1; ; failures++ {
 		ok, err := fn(ctx)
 		if err == nil || !Retryable(err) || time.Now().After(deadline) || ctx.Err() != nil {
 			return ok, err
 		}
 		d.metrics.StoreErrors.WithLabelValues(errorKind(err)).Inc()
-		select {
-		case <-time.After(jitter(delay)):
-		case <-ctx.Done():
+		if backoff.Sleep(ctx, wait.Delay(failures)) != nil {
 			return false, context.Cause(ctx)
 		}
-		delay = min(delay*2, 2*time.Second)
 	}
 }
 
 // jitter spreads d over [d/2, 3d/2) so daemons don't poll in lockstep.
-func jitter(d time.Duration) time.Duration {
-	if d <= 0 {
-		return 0
-	}
-	return d/2 + time.Duration(mrand.Int64N(int64(d)))
-}
+func jitter(d time.Duration) time.Duration { return backoff.Jitter(d) }
 
 func deref(s *string) string {
 	if s == nil {

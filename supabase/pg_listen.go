@@ -3,11 +3,12 @@ package supabase
 import (
 	"context"
 	"errors"
-	"math/rand/v2"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
+
+	"github.com/opscontrolroom/opsd/internal/backoff"
 )
 
 // WakeChannel is the NOTIFY channel of the runs trigger; the payload is a lane.
@@ -71,8 +72,8 @@ func (s *PGStore) listen(ctx context.Context, ch chan string) {
 		if time.Since(began) > listenStable {
 			failures = 0
 		}
-		delay := backoff(failures)
 		failures++
+		delay := backoff.Policy{Min: listenBackoffMin, Max: listenBackoffMax}.Delay(failures)
 		s.log.Warn("wakeup listener lost its connection; reconnecting",
 			zap.Error(err), zap.Int("attempt", failures), zap.Duration("backoff", delay))
 		t := time.NewTimer(delay)
@@ -141,14 +142,4 @@ func wake(ch chan string, lane string) {
 	case ch <- "":
 	default:
 	}
-}
-
-// backoff is exponential from listenBackoffMin to listenBackoffMax with jitter
-// in [d/2, d), so daemons cut off together do not reconnect together.
-func backoff(failures int) time.Duration {
-	d := listenBackoffMax
-	if failures < 16 {
-		d = min(listenBackoffMin<<failures, listenBackoffMax)
-	}
-	return d/2 + rand.N(d/2)
 }

@@ -30,7 +30,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -41,6 +40,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/opscontrolroom/opsd/executor"
+	"github.com/opscontrolroom/opsd/internal/backoff"
 )
 
 const (
@@ -209,7 +209,7 @@ func (c *restClient) do(ctx context.Context, r restRequest, out any) (retried bo
 		if !retryable || attempt >= c.maxRetries || aerr.retryAfter > restMaxRetryAfter {
 			return retried, aerr.err
 		}
-		wait := restBackoff(attempt)
+		wait := backoff.Policy{Min: restRetryBase, Max: restRetryCap}.Delay(attempt + 1)
 		if aerr.retryAfter > 0 {
 			wait = aerr.retryAfter
 		}
@@ -223,16 +223,6 @@ func (c *restClient) do(ctx context.Context, r restRequest, out any) (retried bo
 		case <-t.C:
 		}
 	}
-}
-
-// restBackoff is full-jitter exponential backoff: a random wait in [d/2, d]
-// with d = restRetryBase * 2^attempt, capped at restRetryCap.
-func restBackoff(attempt int) time.Duration {
-	d := restRetryBase << min(attempt, 10)
-	if d > restRetryCap {
-		d = restRetryCap
-	}
-	return d/2 + rand.N(d/2+1)
 }
 
 // once sends one attempt, bounded by the per-request timeout.

@@ -55,6 +55,15 @@ func (p Policy) Delay(n int) time.Duration {
 	return half + rand.N(d-half+1)
 }
 
+// Jitter spreads a period d over [d/2, 3d/2), so loops of several processes
+// (polls, reaper passes) do not run in lockstep.
+func Jitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	return d/2 + rand.N(d)
+}
+
 // Sleep waits d, or until ctx ends, and then returns ctx.Err().
 func Sleep(ctx context.Context, d time.Duration) error {
 	if d <= 0 {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/opscontrolroom/opsd/deploy"
 	"github.com/opscontrolroom/opsd/executor"
+	"github.com/opscontrolroom/opsd/internal/backoff"
 	"github.com/opscontrolroom/opsd/supabase"
 )
 
@@ -173,21 +174,19 @@ const startupPatience = time.Minute
 // database outage waits for it instead of exiting.
 func checkSchemaPatiently(ctx context.Context, store executor.Store, log *zap.Logger) error {
 	deadline := time.Now().Add(startupPatience)
-	delay := 250 * time.Millisecond
-	for {
+	wait := backoff.Policy{Min: 250 * time.Millisecond, Max: 5 * time.Second}
+	for failures := 1; ; failures++ {
 		sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 		err := checkSchema(sctx, store)
 		cancel()
 		if err == nil || !executor.Retryable(err) || time.Now().After(deadline) {
 			return err
 		}
+		delay := wait.Delay(failures)
 		log.Warn("store not reachable at start; retrying", zap.Duration("in", delay), zap.Error(err))
-		select {
-		case <-ctx.Done():
+		if backoff.Sleep(ctx, delay) != nil {
 			return err
-		case <-time.After(delay):
 		}
-		delay = min(2*delay, 5*time.Second)
 	}
 }
 
