@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 )
 
@@ -44,4 +45,19 @@ func TestSleepEndsWithContext(t *testing.T) {
 	assert.ErrorIs(t, Sleep(ctx, time.Hour), context.Canceled)
 	assert.Less(t, time.Since(start), time.Minute)
 	assert.NoError(t, Sleep(context.Background(), time.Millisecond))
+}
+
+func TestJitterSpreadsAPeriod(t *testing.T) {
+	assert.Zero(t, Jitter(0))
+	assert.Zero(t, Jitter(-time.Second))
+	const d = 100 * time.Millisecond
+	lo, hi := time.Hour, time.Duration(0)
+	for range 2000 {
+		j := Jitter(d)
+		require.GreaterOrEqual(t, j, d/2)
+		require.Less(t, j, 3*d/2)
+		lo, hi = min(lo, j), max(hi, j)
+	}
+	assert.Less(t, lo, 60*time.Millisecond, "the low end of the spread is reached")
+	assert.Greater(t, hi, 140*time.Millisecond, "the high end of the spread is reached")
 }
