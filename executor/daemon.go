@@ -6,7 +6,6 @@ package executor
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
@@ -14,6 +13,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/opscontrolroom/opsd/internal/uuid"
 )
 
 // Config is the daemon's behaviour. Zero values take the documented defaults.
@@ -308,7 +309,7 @@ func (d *Daemon) claimOnce(ctx context.Context, lane string) (int, bool) {
 	token := d.claimTokens[lane]
 	d.mu.Unlock()
 	if token == "" {
-		token = newUUID()
+		token = uuid.New()
 	}
 	runs, err := d.store.ClaimRuns(cctx, ClaimRequest{Worker: d.cfg.WorkerID, Lane: lane, Limit: free, Token: token,
 		LeaseFor: d.cfg.StaleAfter})
@@ -575,14 +576,6 @@ func deref(s *string) string {
 		return ""
 	}
 	return *s
-}
-
-func newUUID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
 // Alive reports whether the daemon's loops make progress (the heartbeat loop
