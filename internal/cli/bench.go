@@ -163,7 +163,7 @@ target; the table says which ones are missed.`,
 				return fmt.Errorf("write %s: %w", jsonFile, jerr)
 			}
 		}
-		fmt.Fprintf(cmd.ErrOrStderr(), "opsd bench: done in %s\n", time.Since(began).Round(time.Second))
+		fmt.Fprintf(cmd.ErrOrStderr(), "%s: done in %s\n", cmd.CommandPath(), time.Since(began).Round(time.Second))
 		if err != nil {
 			return err
 		}
