@@ -137,6 +137,7 @@ func (d *Daemon) wakeHandler(secret string) http.Handler {
 			// Too long to be worth reading for its lane: wake them all. The
 			// rest of the body is left unread (the server closes the
 			// connection rather than drain a large one).
+			d.metrics.WebhookWakeups.Inc()
 			d.Wake("")
 			writeJSON(w, http.StatusAccepted, map[string]any{"ok": true, "note": fmt.Sprintf("body over %d bytes: every lane woken", MaxWakeBody)})
 			return
@@ -146,6 +147,7 @@ func (d *Daemon) wakeHandler(secret string) http.Handler {
 			writeJSON(w, http.StatusBadRequest, map[string]any{"ok": false, "error": err.Error()})
 			return
 		}
+		d.metrics.WebhookWakeups.Inc()
 		d.Wake(lane)
 		writeJSON(w, http.StatusAccepted, map[string]any{"ok": true})
 	})

@@ -39,11 +39,12 @@ const hardeningSecret = "wake-s3cret-0123456789"
 // served by executor.NewHTTPServer on a real listener. tune may shorten the
 // server's timeouts before it starts.
 type hardenedServer struct {
-	url   string
-	addr  string
-	store *countingStore
-	env   *env
-	srv   *http.Server
+	url    string
+	addr   string
+	store  *countingStore
+	env    *env
+	srv    *http.Server
+	daemon *executor.Daemon
 }
 
 func startHardenedServer(t *testing.T, tune func(*http.Server)) *hardenedServer {
@@ -72,7 +73,7 @@ func startHardenedServer(t *testing.T, tune func(*http.Server)) *hardenedServer 
 	// The claim loop's first pass happens at start; wait for it, so that
 	// every later claim is a wake-up's.
 	waitFor(t, 5*time.Second, "the first claim pass", func() bool { return cs.claims.Load() >= 1 })
-	return &hardenedServer{url: "http://" + ln.Addr().String(), addr: ln.Addr().String(), store: cs, env: e, srv: srv}
+	return &hardenedServer{url: "http://" + ln.Addr().String(), addr: ln.Addr().String(), store: cs, env: e, srv: srv, daemon: d}
 }
 
 // do sends one request on a fresh connection and returns the status and body.
@@ -94,10 +95,29 @@ func (h *hardenedServer) do(t *testing.T, method, path, auth string, body io.Rea
 	return resp.StatusCode, string(b)
 }
 
-// assertServing: /healthz answers, and a good wake-up makes the daemon
-// claim the queued run (so a refused request earlier did not wake it).
+// wakeups is how many /v1/wake requests the daemon accepted
+// (opsd_webhook_wakeups_total).
+func (h *hardenedServer) wakeups(t *testing.T) float64 {
+	t.Helper()
+	families, err := h.daemon.Metrics().Registry.Gather()
+	require.NoError(t, err)
+	for _, f := range families {
+		if f.GetName() == "opsd_webhook_wakeups_total" {
+			return f.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	t.Fatal("no opsd_webhook_wakeups_total")
+	return 0
+}
+
+// assertServing: no request so far woke the daemon, /healthz answers, and
+// a good wake-up makes the daemon claim the queued run. The handler counts
+// and signals a wake-up before it answers, so once every earlier request
+// was answered, a count of zero means no claim can be on its way: nothing
+// needs waiting for.
 func (h *hardenedServer) assertServing(t *testing.T, claimsBefore int64, queued string) {
 	t.Helper()
+	require.Zero(t, h.wakeups(t), "a refused request woke the daemon")
 	code, _ := h.do(t, http.MethodGet, "/healthz", "", nil, nil)
 	require.Equal(t, http.StatusOK, code)
 	status, _ := runRow(t, h.env.db.Pool, queued)
@@ -105,12 +125,9 @@ func (h *hardenedServer) assertServing(t *testing.T, claimsBefore int64, queued 
 	require.Equal(t, claimsBefore, h.store.claims.Load(), "a refused request must not wake the claimer")
 	code, _ = h.do(t, http.MethodPost, "/v1/wake", "Bearer "+hardeningSecret, strings.NewReader(`{"type":"INSERT","table":"runs","record":{"lane":"A"}}`), nil)
 	require.Equal(t, http.StatusAccepted, code)
+	require.Equal(t, 1.0, h.wakeups(t), "the good wake-up is counted")
 	waitStatus(t, h.env.db.Pool, queued, 10*time.Second, executor.StatusSuccess)
 }
-
-// settle gives a wake-up that should not have happened the time to show
-// itself: a negative cannot be waited on, so this is a bounded pause.
-func settle() { time.Sleep(300 * time.Millisecond) }
 
 // TestWakeHardening: every hostile or malformed request to /v1/wake is
 // answered with the right status, never wakes the claimer, and leaves the
@@ -180,7 +197,6 @@ func TestWakeHardening(t *testing.T) {
 		http.Header{"X-Pad": {strings.Repeat("p", 64<<10)}})
 	require.Equal(t, http.StatusRequestHeaderFieldsTooLarge, code)
 
-	settle()
 	h.assertServing(t, before, queued)
 }
 
@@ -232,7 +248,6 @@ func TestWakeFlood(t *testing.T) {
 		}
 		require.Equal(t, want, c, "request %d", i)
 	}
-	settle()
 	h.assertServing(t, before, queued)
 }
 
@@ -292,7 +307,6 @@ func TestHTTPServerTimeouts(t *testing.T) {
 	require.Less(t, time.Since(began), readTimeout+2*time.Second, "slow body held its connection")
 	require.True(t, cut, "the server never closed the slow body's connection")
 
-	settle()
 	h.assertServing(t, before, queued)
 }
 

@@ -20,6 +20,7 @@ type Metrics struct {
 	HeartbeatLag       prometheus.Gauge
 	InFlight           *prometheus.GaugeVec // lane
 	RunsReaped         *prometheus.CounterVec
+	WebhookWakeups     prometheus.Counter // POST /v1/wake requests accepted
 }
 
 // NewMetrics registers the metrics (and the Go and process collectors).
@@ -49,9 +50,11 @@ func NewMetrics() *Metrics {
 			Name: "opsd_runs_in_flight", Help: "Runs executing now, by lane."}, []string{"lane"}),
 		RunsReaped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "opsd_runs_reaped_total", Help: "Stale runs the reaper acted on, by action."}, []string{"action"}),
+		WebhookWakeups: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "opsd_webhook_wakeups_total", Help: "POST /v1/wake requests accepted (each wakes its lane, or every lane)."}),
 	}
 	r.MustRegister(m.RunsClaimed, m.RunsFinished, m.PhaseDuration, m.EventRows, m.FlushLatency,
-		m.WriterBackpressure, m.StoreErrors, m.HeartbeatLag, m.InFlight, m.RunsReaped,
+		m.WriterBackpressure, m.StoreErrors, m.HeartbeatLag, m.InFlight, m.RunsReaped, m.WebhookWakeups,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

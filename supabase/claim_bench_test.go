@@ -2,8 +2,6 @@ package supabase_test
 
 import (
 	"context"
-	"crypto/rand"
-	"fmt"
 	"testing"
 	"time"
 
@@ -11,6 +9,7 @@ import (
 
 	"github.com/opscontrolroom/opsd/executor"
 	"github.com/opscontrolroom/opsd/internal/pgtest"
+	"github.com/opscontrolroom/opsd/internal/uuid"
 	"github.com/opscontrolroom/opsd/supabase"
 )
 
@@ -54,7 +53,7 @@ func benchClaims(b *testing.B, s *supabase.PGStore, lane string, limit, want int
 	began := time.Now()
 	claimed := 0
 	for range b.N {
-		runs, err := s.ClaimRuns(ctx, executor.ClaimRequest{Worker: "bench", Lane: lane, Limit: limit, Token: claimBenchUUID()})
+		runs, err := s.ClaimRuns(ctx, executor.ClaimRequest{Worker: "bench", Lane: lane, Limit: limit, Token: uuid.New()})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -100,12 +99,4 @@ func claimBenchQueue(b *testing.B, db *pgtest.DB, n int, sessions bool) {
 	}
 	_, err := db.Pool.Exec(ctx, q, n)
 	require.NoError(b, err)
-}
-
-// claimBenchUUID is a fresh claim token, as the daemon sends one per claim.
-func claimBenchUUID() string {
-	var u [16]byte
-	_, _ = rand.Read(u[:])
-	u[6], u[8] = u[6]&0x0f|0x40, u[8]&0x3f|0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
 }

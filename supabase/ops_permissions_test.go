@@ -11,8 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
-	"github.com/opscontrolroom/opsd/internal/pgtest"
-	"github.com/opscontrolroom/opsd/internal/postgresttest"
+	"github.com/opscontrolroom/opsd/internal/resttest"
 )
 
 // opsFixture is a fresh set of rows for one cell of the operations matrix.
@@ -56,8 +55,8 @@ type opsOp struct {
 // be written by anyone; the daemon's functions are the service role's.
 func TestOperationsPermissionMatrix(t *testing.T) {
 	t.Parallel()
-	db := pgtest.NewDB(t)
-	srv := postgresttest.New(t, db.URL, permSecret)
+	srv := resttest.Open(t, resttest.TestServer)
+	db := srv.DB
 	c := permClient{srv: srv}
 	all := [4]string{permAllow, permAllow, permAllow, permAllow}
 	serviceOnly := [4]string{permDeny, permDeny, permDeny, permAllow}

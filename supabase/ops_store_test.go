@@ -30,7 +30,7 @@ func TestOperationsBothStores(t *testing.T) {
 				t.Cleanup(s.Close)
 				ops = s
 			} else {
-				srv := postgresttest.New(t, db.URL, permSecret)
+				srv := postgresttest.New(t, db.URL, restJWTSecret)
 				s, err := supabase.NewRESTStore(supabase.RESTConfig{URL: srv.URL, ServiceRoleKey: srv.ServiceKey(), HTTPClient: srv.Client()})
 				require.NoError(t, err)
 				t.Cleanup(s.Close)

@@ -17,15 +17,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/opscontrolroom/opsd/executor"
-	"github.com/opscontrolroom/opsd/internal/pgtest"
 	"github.com/opscontrolroom/opsd/internal/postgresttest"
+	"github.com/opscontrolroom/opsd/internal/resttest"
 	"github.com/opscontrolroom/opsd/supabase"
 )
 
 const (
-	permSecret = "permissions-jwt-secret-of-at-least-32-characters"
-	permUserA  = "aaaaaaaa-1111-4000-8000-00000000000a"
-	permUserB  = "bbbbbbbb-2222-4000-8000-00000000000b"
+	permUserA = "aaaaaaaa-1111-4000-8000-00000000000a"
+	permUserB = "bbbbbbbb-2222-4000-8000-00000000000b"
 )
 
 // Outcomes of one request, as the matrix prints them.
@@ -243,7 +242,7 @@ func permOps() []permOp {
 
 // permClient sends requests as the principals.
 type permClient struct {
-	srv *postgresttest.Server
+	srv *resttest.PostgREST
 }
 
 // send performs one request and classifies the answer.
@@ -302,7 +301,7 @@ func (c permClient) send(t *testing.T, p permPrincipal, method, path string, q u
 	return permAllow, fmt.Sprintf("%d", resp.StatusCode)
 }
 
-func permPrincipals(srv *postgresttest.Server) []permPrincipal {
+func permPrincipals(srv *resttest.PostgREST) []permPrincipal {
 	anon := srv.AnonKey()
 	return []permPrincipal{
 		{"anon", anon, anon},
@@ -313,7 +312,7 @@ func permPrincipals(srv *postgresttest.Server) []permPrincipal {
 }
 
 // TestPermissionMatrix sends every write and RPC through the PostgREST test
-// server as anon, two signed-in users and the service role, prints the
+// server, and a real PostgREST when one is available (resttest), as anon, two signed-in users and the service role, prints the
 // matrix, and checks it against CONTRACT.md's security model: the browser
 // may create and update sessions, create queued runs, cancel runs, approve
 // (signed in only) and edit spec docs; only the service role writes events,
@@ -321,8 +320,15 @@ func permPrincipals(srv *postgresttest.Server) []permPrincipal {
 // and reap functions.
 func TestPermissionMatrix(t *testing.T) {
 	t.Parallel()
-	db := pgtest.NewDB(t)
-	srv := postgresttest.New(t, db.URL, permSecret)
+	eachPostgREST(t, func(t *testing.T, kind resttest.Kind) {
+		t.Parallel()
+		testPermissionMatrix(t, kind)
+	})
+}
+
+func testPermissionMatrix(t *testing.T, kind resttest.Kind) {
+	srv := resttest.Open(t, kind)
+	db := srv.DB
 	c := permClient{srv: srv}
 	principals := permPrincipals(srv)
 
@@ -360,8 +366,7 @@ func TestPermissionMatrix(t *testing.T) {
 func TestEventsReachTheirSubscribers(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db := pgtest.NewDB(t)
-	srv := postgresttest.New(t, db.URL, permSecret)
+	srv := resttest.Open(t, resttest.TestServer)
 	store, err := supabase.NewRESTStore(supabase.RESTConfig{URL: srv.URL, ServiceRoleKey: srv.ServiceKey(), HTTPClient: srv.Client()})
 	require.NoError(t, err)
 	defer store.Close()

@@ -2,7 +2,6 @@ package supabase
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/opscontrolroom/opsd/executor"
+	"github.com/opscontrolroom/opsd/internal/uuid"
 )
 
 // RESTStore is the executor.Store over Supabase's PostgREST API with the
@@ -66,7 +66,7 @@ func restNotFound(op, what string) error {
 // claimed instead of claiming more.
 func (s *RESTStore) ClaimRuns(ctx context.Context, req executor.ClaimRequest) ([]*executor.Run, error) {
 	if req.Token == "" {
-		req.Token = restNewUUID()
+		req.Token = uuid.New()
 	}
 	if req.Limit < 1 {
 		req.Limit = 1
@@ -461,13 +461,4 @@ func restNilIfEmpty(s string) *string {
 		return nil
 	}
 	return &s
-}
-
-// restNewUUID is a random (version 4) UUID.
-func restNewUUID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }

@@ -10,8 +10,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/opscontrolroom/opsd/executor"
-	"github.com/opscontrolroom/opsd/internal/pgtest"
 	"github.com/opscontrolroom/opsd/internal/postgresttest"
+	"github.com/opscontrolroom/opsd/internal/resttest"
 	"github.com/opscontrolroom/opsd/supabase"
 	"github.com/opscontrolroom/opsd/supabase/storetest"
 )
@@ -19,32 +19,46 @@ import (
 const restJWTSecret = "storetest-jwt-secret-of-at-least-32-characters"
 
 // restEnv is a RESTStore (service-role key) and an anon-key RESTStore over
-// a PostgREST test server on a fresh migrated database.
-func restEnv(t *testing.T) (*storetest.Env, *postgresttest.Server) {
+// a PostgREST of kind (the test server, or a real one) on a fresh migrated
+// database. Only the test server can lose a response on demand.
+func restEnv(t *testing.T, kind resttest.Kind) (*storetest.Env, *resttest.PostgREST) {
 	t.Helper()
-	db := pgtest.NewDB(t)
-	srv := postgresttest.New(t, db.URL, restJWTSecret)
+	p := resttest.Open(t, kind)
 	open := func(key string) *supabase.RESTStore {
-		s, err := supabase.NewRESTStore(supabase.RESTConfig{URL: srv.URL, ServiceRoleKey: key})
+		s, err := supabase.NewRESTStore(supabase.RESTConfig{URL: p.URL, ServiceRoleKey: key})
 		require.NoError(t, err)
 		t.Cleanup(s.Close)
 		return s
 	}
-	return &storetest.Env{
-		Store: open(srv.ServiceKey()),
-		DB:    db.Pool,
-		Anon:  open(srv.AnonKey()),
-		LoseNextResponse: func(op string) {
+	env := &storetest.Env{Store: open(p.ServiceKey()), DB: p.DB.Pool, Anon: open(p.AnonKey())}
+	if srv := p.Server; srv != nil {
+		env.LoseNextResponse = func(op string) {
 			srv.Inject(postgresttest.Fault{Kind: postgresttest.FaultLoseResponse, Path: op})
-		},
-	}, srv
+		}
+	}
+	return env, p
+}
+
+// eachPostgREST runs fn as a subtest per PostgREST kind; the real one is
+// skipped, saying how to enable it, when none is available.
+func eachPostgREST(t *testing.T, fn func(t *testing.T, kind resttest.Kind)) {
+	for _, kind := range resttest.Kinds {
+		t.Run(string(kind), func(t *testing.T) {
+			if err := resttest.Available(kind); err != nil {
+				t.Skip(err)
+			}
+			fn(t, kind)
+		})
+	}
 }
 
 func TestRESTStoreContract(t *testing.T) {
-	storetest.Run(t, storetest.HarnessFunc(func(t *testing.T) *storetest.Env {
-		env, _ := restEnv(t)
-		return env
-	}))
+	eachPostgREST(t, func(t *testing.T, kind resttest.Kind) {
+		storetest.Run(t, storetest.HarnessFunc(func(t *testing.T) *storetest.Env {
+			env, _ := restEnv(t, kind)
+			return env
+		}))
+	})
 }
 
 // TestRESTBrowserKeysCannotWriteEvents: with the anon key (and with a
@@ -52,7 +66,14 @@ func TestRESTStoreContract(t *testing.T) {
 // PostgREST answers 401 for anon and 403 for a user, both ErrPermission.
 func TestRESTBrowserKeysCannotWriteEvents(t *testing.T) {
 	t.Parallel()
-	env, srv := restEnv(t)
+	eachPostgREST(t, func(t *testing.T, kind resttest.Kind) {
+		t.Parallel()
+		testBrowserKeysCannotWriteEvents(t, kind)
+	})
+}
+
+func testBrowserKeysCannotWriteEvents(t *testing.T, kind resttest.Kind) {
+	env, srv := restEnv(t, kind)
 	ctx := context.Background()
 	run, err := env.Store.SubmitRun(ctx, executor.NewRun{Env: "dev", Kind: "healthcheck"})
 	require.NoError(t, err)

@@ -10,8 +10,8 @@ import (
 	"github.com/opscontrolroom/opsd/internal/pgtest"
 )
 
-// TestMain gives the package a PostgreSQL (TEST_DATABASE_URL, DATABASE_URL or
-// a throwaway cluster) and checks for leaked goroutines.
+// TestMain gives the package a PostgreSQL (TEST_DATABASE_URL or a throwaway
+// cluster) and checks for leaked goroutines.
 func TestMain(m *testing.M) {
 	pgtest.Main(m)
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/opscontrolroom/opsd/executor"
+	"github.com/opscontrolroom/opsd/internal/uuid"
 )
 
 // baselinePoll is how often the original executor looked for queued runs.
@@ -159,7 +160,7 @@ func baselinePickup(ctx context.Context, sc *scratch, n int) (claims, firsts []t
 	}()
 	for range n {
 		time.Sleep(rand.N(baselinePoll))
-		id := newUUID()
+		id := uuid.New()
 		m := tr.expect(id)
 		t0 := time.Now()
 		if _, err := sc.Pool.Exec(ctx, `INSERT INTO runs (id, env, kind, lane, intent) VALUES ($1, 'dev', 'healthcheck', 'A', 'bench pickup original')`, id); err != nil {

@@ -62,6 +62,15 @@ type Options struct {
 	BaselineDuration time.Duration // baseline throughput window; 10s (quick 2s)
 	BaselineEvents   int           // baseline: events inserted one by one; 5,000 (quick 300)
 
+	// PostgREST serves the databases of the REST paths (pickup's webhook
+	// path, stream's REST store); nil skips those paths, with a note.
+	PostgREST PostgRESTFunc
+	// RESTDatabaseURL, when set, is the one database PostgREST serves (a
+	// real PostgREST, given): the REST paths run on it rather than on the
+	// scenario's scratch database. It is migrated, never dropped, and must
+	// be used for nothing else: the bench's daemons claim any queued run.
+	RESTDatabaseURL string
+
 	// ProfileDir, when set, receives a CPU profile per scenario (<name>.pprof).
 	ProfileDir string
 	Log        *zap.Logger // daemon logs; default none
@@ -230,6 +239,7 @@ type scratch struct {
 	URL  string
 	Pool *pgxpool.Pool
 	e    *env
+	keep bool // a database the bench was given: close leaves it
 }
 
 // newScratch creates and migrates a database for one scenario.
@@ -243,7 +253,16 @@ func (e *env) newScratch(ctx context.Context, scenario string) (*scratch, error)
 	if _, err := admin.Exec(ctx, `CREATE DATABASE `+name); err != nil {
 		return nil, fmt.Errorf("create database %s: %w", name, err)
 	}
-	s := &scratch{Name: name, URL: withDatabase(e.adminURL, name), e: e}
+	return e.migrated(ctx, &scratch{Name: name, URL: withDatabase(e.adminURL, name), e: e})
+}
+
+// servedDatabase migrates the database a given PostgREST serves and opens
+// a pool on it; close leaves the database.
+func (e *env) servedDatabase(ctx context.Context, dbURL string) (*scratch, error) {
+	return e.migrated(ctx, &scratch{Name: "the database PostgREST serves", URL: dbURL, e: e, keep: true})
+}
+
+func (e *env) migrated(ctx context.Context, s *scratch) (*scratch, error) {
 	conn, err := pgx.Connect(ctx, s.URL)
 	if err == nil {
 		_, err = supabase.Migrate(ctx, conn, supabase.BootstrapAuto)
@@ -260,7 +279,7 @@ func (e *env) newScratch(ctx context.Context, scenario string) (*scratch, error)
 	}
 	if err != nil {
 		s.close()
-		return nil, fmt.Errorf("migrate %s: %w", name, err)
+		return nil, fmt.Errorf("migrate %s: %w", s.Name, err)
 	}
 	return s, nil
 }
@@ -268,6 +287,9 @@ func (e *env) newScratch(ctx context.Context, scenario string) (*scratch, error)
 func (s *scratch) close() {
 	if s.Pool != nil {
 		s.Pool.Close()
+	}
+	if s.keep {
+		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -303,14 +325,6 @@ func randHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-func newUUID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
 // waitUntil polls cond every step until it holds or timeout passes.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,7 +15,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/opscontrolroom/opsd/internal/bench"
+	"github.com/opscontrolroom/opsd/internal/bench/benchserver"
 	"github.com/opscontrolroom/opsd/internal/pgtest"
+	"github.com/opscontrolroom/opsd/internal/postgresttest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -24,7 +27,8 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 func tiny(scenarios ...string) bench.Options {
 	return bench.Options{DatabaseURL: pgtest.AdminURL(), Scenarios: scenarios, Quick: true,
 		Samples: 5, Runs: 40, Sessions: 2, Lines: 3000, Events: 3000, RESTEvents: 600, InFlight: 12,
-		BaselineSamples: 2, BaselineDuration: time.Second, BaselineEvents: 40}
+		BaselineSamples: 2, BaselineDuration: time.Second, BaselineEvents: 40,
+		PostgREST: benchserver.PostgREST}
 }
 
 func run(t *testing.T, o bench.Options) *bench.ScenarioResult {
@@ -131,6 +135,39 @@ func TestStream(t *testing.T) {
 		require.NotNil(t, r.Value, m)
 		require.NotNil(t, r.Baseline, m)
 	}
+}
+
+// TestStreamWithoutPostgREST: with no PostgREST (opsd bench given none),
+// the REST store's side is skipped and the report says why.
+func TestStreamWithoutPostgREST(t *testing.T) {
+	t.Parallel()
+	o := tiny("stream")
+	o.PostgREST = nil
+	s := run(t, o)
+	assert.EqualValues(t, o.Events, s.Counts["raw_events_direct"])
+	assert.NotContains(t, s.Counts, "raw_events_rest")
+	for _, r := range s.Rows {
+		assert.NotContains(t, r.Metric, "REST store")
+	}
+	assert.True(t, slices.ContainsFunc(s.Notes, func(n string) bool { return strings.HasPrefix(n, "REST store skipped: no PostgREST") }), s.Notes)
+}
+
+// TestStreamOnAGivenPostgREST: a PostgREST the bench is given serves one
+// database; the REST side runs on that database, not on a scratch one, and
+// leaves it in place.
+func TestStreamOnAGivenPostgREST(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewDB(t)
+	srv := postgresttest.New(t, db.URL, "given-postgrest-secret-0123456789")
+	o := tiny("stream")
+	o.PostgREST = bench.GivenPostgREST(srv.URL, srv.ServiceKey())
+	o.RESTDatabaseURL = db.URL
+	s := run(t, o)
+	assert.EqualValues(t, o.RESTEvents, s.Counts["raw_events_rest"])
+	var stored int
+	require.NoError(t, db.Pool.QueryRow(context.Background(),
+		`SELECT count(*) FROM run_events e JOIN runs r ON r.id = e.run_id WHERE r.intent = 'bench raw events'`).Scan(&stored))
+	assert.Equal(t, o.RESTEvents, stored, "the REST side wrote to the given database")
 }
 
 func TestFootprint(t *testing.T) {

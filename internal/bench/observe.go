@@ -2,18 +2,14 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
-	"sync"
-	"testing"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/opscontrolroom/opsd/executor"
-	"github.com/opscontrolroom/opsd/internal/postgresttest"
 	"github.com/opscontrolroom/opsd/supabase"
 )
 
@@ -119,73 +115,72 @@ func (s *httpServer) close() {
 	_ = s.srv.Shutdown(ctx)
 }
 
-// restServer is the PostgREST-compatible server over a scratch database and
-// a RESTStore on it with the service-role key.
-type restServer struct {
-	srv *postgresttest.Server
-	tb  *tbAdapter
+// PostgREST is a PostgREST the REST paths of the scenarios go through:
+// pickup's webhook path and stream's REST store.
+type PostgREST struct {
+	URL            string // the Supabase project URL form: PostgREST under /rest/v1
+	ServiceRoleKey string
+	Close          func() // stops it; nil when there is nothing to stop
 }
 
-// startREST starts postgresttest on dbURL. postgresttest.New is a test
-// helper taking a testing.TB; outside a test it gets tbAdapter, whose Fatalf
-// panics with an error that is recovered here.
-func startREST(dbURL string) (rs *restServer, err error) {
-	tb := &tbAdapter{}
-	defer func() {
-		if p := recover(); p != nil {
-			f, ok := p.(tbFatal)
-			if !ok {
-				panic(p)
-			}
-			tb.cleanup()
-			rs, err = nil, f.err
-		}
-	}()
-	srv := postgresttest.New(tb, dbURL, "opsd-bench-jwt-secret-"+randHex(16))
-	return &restServer{srv: srv, tb: tb}, nil
-}
+// PostgRESTFunc starts, or hands out, a PostgREST serving the database at
+// dbURL. `opsd bench` hands out the real one it is given; the test server
+// (internal/postgresttest) is only in cmd/opsbench and in tests, so that
+// the opsd binary holds no test machinery.
+type PostgRESTFunc func(ctx context.Context, dbURL string) (*PostgREST, error)
 
-// store opens a RESTStore with the service-role key (the daemon's view).
-func (r *restServer) store() (*supabase.RESTStore, error) {
-	return supabase.NewRESTStore(supabase.RESTConfig{URL: r.srv.URL, ServiceRoleKey: r.srv.ServiceKey()})
-}
-
-func (r *restServer) close() { r.tb.cleanup() }
-
-// tbAdapter is the part of testing.TB postgresttest.New uses. Calling any
-// other method panics (the embedded interface is nil).
-type tbAdapter struct {
-	testing.TB
-	mu       sync.Mutex
-	cleanups []func()
-	errs     []error
-}
-
-type tbFatal struct{ err error }
-
-func (t *tbAdapter) Helper()                   {}
-func (t *tbAdapter) Name() string              { return "opsd-bench" }
-func (t *tbAdapter) Logf(string, ...any)       {}
-func (t *tbAdapter) Log(...any)                {}
-func (t *tbAdapter) Fatal(args ...any)         { panic(tbFatal{errors.New(fmt.Sprint(args...))}) }
-func (t *tbAdapter) Fatalf(f string, a ...any) { panic(tbFatal{fmt.Errorf(f, a...)}) }
-func (t *tbAdapter) Errorf(f string, a ...any) {
-	t.mu.Lock()
-	t.errs = append(t.errs, fmt.Errorf(f, a...))
-	t.mu.Unlock()
-}
-func (t *tbAdapter) Cleanup(fn func()) {
-	t.mu.Lock()
-	t.cleanups = append(t.cleanups, fn)
-	t.mu.Unlock()
-}
-
-func (t *tbAdapter) cleanup() {
-	t.mu.Lock()
-	fns := t.cleanups
-	t.cleanups = nil
-	t.mu.Unlock()
-	for i := len(fns) - 1; i >= 0; i-- {
-		fns[i]()
+// GivenPostgREST hands out a running PostgREST (a real one: Supabase, or
+// postgrest on PATH) for every scenario; set Options.RESTDatabaseURL to the
+// database it serves.
+func GivenPostgREST(url, serviceRoleKey string) PostgRESTFunc {
+	return func(context.Context, string) (*PostgREST, error) {
+		return &PostgREST{URL: url, ServiceRoleKey: serviceRoleKey}, nil
 	}
 }
+
+// restSide is a PostgREST and the database it serves, with a RESTStore on
+// it with the service-role key (the daemon's view).
+type restSide struct {
+	sc    *scratch // the served database: the scenario's own, or Options.RESTDatabaseURL
+	pr    *PostgREST
+	owned bool // sc is not the scenario's own: close it
+}
+
+// openREST gives the scenario whose database is sc a PostgREST, or nil
+// when there is none (Options.PostgREST unset).
+func (e *env) openREST(ctx context.Context, sc *scratch) (*restSide, error) {
+	if e.o.PostgREST == nil {
+		return nil, nil
+	}
+	rs := &restSide{sc: sc}
+	if e.o.RESTDatabaseURL != "" {
+		fixed, err := e.servedDatabase(ctx, e.o.RESTDatabaseURL)
+		if err != nil {
+			return nil, err
+		}
+		rs.sc, rs.owned = fixed, true
+	}
+	pr, err := e.o.PostgREST(ctx, rs.sc.URL)
+	if err != nil {
+		rs.close()
+		return nil, fmt.Errorf("PostgREST: %w", err)
+	}
+	rs.pr = pr
+	return rs, nil
+}
+
+func (r *restSide) store() (*supabase.RESTStore, error) {
+	return supabase.NewRESTStore(supabase.RESTConfig{URL: r.pr.URL, ServiceRoleKey: r.pr.ServiceRoleKey})
+}
+
+func (r *restSide) close() {
+	if r.pr != nil && r.pr.Close != nil {
+		r.pr.Close()
+	}
+	if r.owned {
+		r.sc.close()
+	}
+}
+
+// noPostgREST is the note of a scenario whose REST path did not run.
+const noPostgREST = "no PostgREST: pass --supabase-url and --supabase-service-role-key of a PostgREST serving --database-url's database (used for nothing else), or run cmd/opsbench, which brings a PostgREST-compatible test server"

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/opscontrolroom/opsd/executor"
+	"github.com/opscontrolroom/opsd/internal/uuid"
 )
 
 // noopRunbook does nothing in its phases: a run costs only what the daemon
@@ -158,6 +159,10 @@ func runPickup(ctx context.Context, e *env, res *ScenarioResult) error {
 	targets := map[string]map[string]float64{"notify": {"p50": 1, "p99": 5}, "webhook": {"p50": 5}}
 	if res.opsd {
 		for _, p := range pickupPaths {
+			if p.key == "webhook" && e.o.PostgREST == nil {
+				res.note("webhook path skipped: %s", noPostgREST)
+				continue
+			}
 			e.progress("pickup: %s, %d samples", p.key, e.o.Samples)
 			ss, err := e.pickupPath(ctx, sc, p.key, e.o.Samples)
 			if err != nil {
@@ -173,7 +178,7 @@ func runPickup(ctx context.Context, e *env, res *ScenarioResult) error {
 				p5099(ss, func(s sample) time.Duration { return s.claimed - s.claimBegan }))
 		}
 		res.note("pickup = from just before the INSERT of a run into an idle lane to the return of the daemon's claim call that claimed it; first event = to the return of the insert holding the run's first event row (the run waits in validate until then, so the writer's flush delay shows). Both are stamped in this process by a wrapper around the daemon's store: no observer polls the database")
-		res.note("LISTEN/NOTIFY and poll use the direct store; webhook uses the REST store through postgresttest, and the inserting side POSTs a Supabase Database Webhook body to the daemon's /v1/wake after its INSERT returns (Supabase's own webhook delivery, pg_net, is not included). Those two daemons poll only every 30s")
+		res.note("LISTEN/NOTIFY and poll use the direct store%s", map[bool]string{true: "", false: "; webhook uses the REST store through the PostgREST it is given (opsbench: the PostgREST-compatible test server), and the inserting side POSTs a Supabase Database Webhook body to the daemon's /v1/wake after its INSERT returns (Supabase's own webhook delivery, pg_net, is not included). Those two daemons poll only every 30s"}[e.o.PostgREST == nil])
 		res.note("poll: a store wrapper whose Wakeups returns nil; poll interval %s (poll_interval = poll_max_interval; each wait is jittered over [%s, %s)); each run is inserted at a random moment of the poll cycle", e.o.PollInterval, e.o.PollInterval/2, e.o.PollInterval*3/2)
 	}
 	if res.baseline {
@@ -223,11 +228,12 @@ func (e *env) pickupPath(ctx context.Context, sc *scratch, path string, n int) (
 	}
 	var wake func(ctx context.Context, id string) error
 	if path == "webhook" {
-		rs, err := startREST(sc.URL)
+		rs, err := e.openREST(ctx, sc)
 		if err != nil {
 			return nil, err
 		}
 		defer rs.close()
+		sc = rs.sc // runs go where the PostgREST reads them
 		st, err := rs.store()
 		if err != nil {
 			return nil, err
@@ -269,7 +275,7 @@ func (e *env) pickupPath(ctx context.Context, sc *scratch, path string, n int) (
 			gap += rand.N(e.o.PollInterval)
 		}
 		time.Sleep(gap)
-		id := newUUID()
+		id := uuid.New()
 		m := tr.expect(id)
 		t0 := time.Now()
 		if _, err := sc.Pool.Exec(ctx, `INSERT INTO runs (id, env, kind, lane, intent) VALUES ($1, 'dev', 'healthcheck', 'A', 'bench pickup')`, id); err != nil {

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/opscontrolroom/opsd/executor"
+	"github.com/opscontrolroom/opsd/internal/uuid"
 )
 
 // benchLine is chatty line i: about 60 bytes, like a build log line.
@@ -68,11 +69,15 @@ func runStream(ctx context.Context, e *env, res *ScenarioResult) error {
 		return err
 	}
 	defer sc.close()
-	rs, err := startREST(sc.URL)
+	rs, err := e.openREST(ctx, sc)
 	if err != nil {
 		return err
 	}
-	defer rs.close()
+	if rs != nil {
+		defer rs.close()
+	} else {
+		res.note("REST store skipped: %s", noPostgREST)
+	}
 	if res.opsd {
 		if err := e.chatty(ctx, sc, res); err != nil {
 			return fmt.Errorf("chatty run: %w", err)
@@ -87,13 +92,16 @@ func runStream(ctx context.Context, e *env, res *ScenarioResult) error {
 			n      int
 			target float64
 		}{{"direct", e.o.Events, 200000}, {"REST", e.o.RESTEvents, 30000}} {
-			e.progress("stream: %d raw events through the writer, %s store", side.n, side.name)
-			store, closeStore, err := openSide(ctx, sc, rs, side.name)
+			db, store, closeStore, err := openSide(ctx, sc, rs, side.name)
 			if err != nil {
 				return err
 			}
+			if store == nil {
+				continue
+			}
+			e.progress("stream: %d raw events through the writer, %s store", side.n, side.name)
 			lat := &latencies{}
-			rate, err := rawEmit(ctx, sc, &observed{Store: store, appended: lat.observe}, side.n)
+			rate, err := rawEmit(ctx, db, &observed{Store: store, appended: lat.observe}, side.n)
 			closeStore()
 			if err != nil {
 				return fmt.Errorf("raw events, %s store: %w", side.name, err)
@@ -107,12 +115,15 @@ func runStream(ctx context.Context, e *env, res *ScenarioResult) error {
 	if res.baseline {
 		e.progress("stream: original design, %d events one INSERT each, both stores", e.o.BaselineEvents)
 		for _, side := range []string{"direct", "REST"} {
-			store, closeStore, err := openSide(ctx, sc, rs, side)
+			db, store, closeStore, err := openSide(ctx, sc, rs, side)
 			if err != nil {
 				return err
 			}
+			if store == nil {
+				continue
+			}
 			var rate float64
-			ids, err := benchRunsInFlight(ctx, sc, 1, "bench original events")
+			ids, err := benchRunsInFlight(ctx, db, 1, "bench original events")
 			if err == nil {
 				rate, err = baselineEvents(ctx, store, ids[0], e.o.BaselineEvents)
 			}
@@ -131,19 +142,24 @@ func runStream(ctx context.Context, e *env, res *ScenarioResult) error {
 	return nil
 }
 
-func openSide(ctx context.Context, sc *scratch, rs *restServer, side string) (executor.Store, func(), error) {
+// openSide opens the store of one side and says which database it writes
+// to; the REST side has no store (nil) when there is no PostgREST.
+func openSide(ctx context.Context, sc *scratch, rs *restSide, side string) (*scratch, executor.Store, func(), error) {
 	if side == "REST" {
+		if rs == nil {
+			return nil, nil, nil, nil
+		}
 		st, err := rs.store()
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
-		return st, st.Close, nil
+		return rs.sc, st, st.Close, nil
 	}
 	st, err := openPG(ctx, sc.URL, 10)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return st, st.Close, nil
+	return sc, st, st.Close, nil
 }
 
 // chatty runs one run through a daemon whose action logs e.o.Lines lines.
@@ -165,7 +181,7 @@ func (e *env) chatty(ctx context.Context, sc *scratch, res *ScenarioResult) erro
 		return err
 	}
 	defer d.stop() //nolint:errcheck
-	id := newUUID()
+	id := uuid.New()
 	m := tr.expect(id)
 	if _, err := sc.Pool.Exec(ctx, `INSERT INTO runs (id, env, kind, intent) VALUES ($1, 'dev', 'deploy', 'bench chatty')`, id); err != nil {
 		return err

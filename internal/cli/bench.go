@@ -14,14 +14,32 @@ import (
 	"github.com/opscontrolroom/opsd/internal/pgcluster"
 )
 
+// BenchSetup is what differs between `opsd bench` and cmd/opsbench.
+type BenchSetup struct {
+	// Use is the command's name: "bench" under opsd, "opsbench" alone.
+	Use string
+	// TestServer, when set, serves the REST paths when no real PostgREST is
+	// given (cmd/opsbench: internal/bench/benchserver). opsd leaves it nil:
+	// its binary holds no test server (cmd/opsd/deps_test.go).
+	TestServer bench.PostgRESTFunc
+	// Binary is the default opsd binary of the footprint scenario.
+	Binary func() (string, error)
+}
+
 func newBenchCmd() *cobra.Command {
+	return NewBenchCmd(BenchSetup{Use: "bench", Binary: os.Executable})
+}
+
+// NewBenchCmd builds the bench command: `opsd bench`, or cmd/opsbench's root.
+func NewBenchCmd(setup BenchSetup) *cobra.Command {
 	var (
-		o        bench.Options
-		jsonFile string
-		verbose  bool
+		o                   bench.Options
+		jsonFile            string
+		verbose             bool
+		restURL, serviceKey string
 	)
 	cmd := &cobra.Command{
-		Use:   "bench",
+		Use:   setup.Use,
 		Short: "Measure pickup latency, throughput, event streaming and footprint, against the original design",
 		Long: `bench measures opsd on this machine and prints a markdown table: each number
 next to what the original design (the Deno ops-executor: a poll every 800 ms,
@@ -46,13 +64,23 @@ deliberately not read: the bench never touches a database it was not pointed
 at. Without --database-url it starts a private PostgreSQL, as opsd dev does
 (fsync off), and stops it at the end.
 
+The REST paths (pickup by webhook, the stream through the REST store) need a
+PostgREST: a real one given with --supabase-url and --supabase-service-role-key,
+which must serve the database of --database-url (migrated, never dropped, and
+used for nothing else: the bench's daemons claim any queued run in it). Without
+one, opsd bench skips those paths and says so; opsbench (go run ./cmd/opsbench)
+then uses a PostgREST-compatible test server over each scratch database. The
+opsd binary holds no test server.
+
 --quick is a smoke run of a few seconds per scenario (CI): it checks that every
 scenario works, and its numbers mean little. bench never fails on a missed
 target; the table says which ones are missed.`,
 		Example: `  opsd bench --quick
   opsd bench --database-url postgres://postgres@127.0.0.1:5432/postgres --json bench.json
   opsd bench --scenario pickup,baseline --samples 1000
-  opsd bench --scenario throughput --daemons 2 --sessions 32 --lane-concurrency 32 --cpuprofile-dir /tmp/prof`,
+  opsd bench --scenario throughput --daemons 2 --sessions 32 --lane-concurrency 32 --cpuprofile-dir /tmp/prof
+  opsd bench --database-url postgres://postgres@db:5432/postgres --supabase-url http://db:3000 --supabase-service-role-key KEY
+  go build -o opsd ./cmd/opsd && go run ./cmd/opsbench --quick --binary ./opsd`,
 		Args: usageArgs(cobra.NoArgs),
 	}
 	flagErrorsAreUsage(cmd)
@@ -77,15 +105,27 @@ target; the table says which ones are missed.`,
 	f.DurationVar(&o.BaselineDuration, "baseline-duration", 0, "baseline: throughput window (default 10s, quick 2s)")
 	f.IntVar(&o.BaselineEvents, "baseline-events", 0, "baseline: events inserted one by one per store (default 5000, quick 300)")
 	f.StringVar(&o.ProfileDir, "cpuprofile-dir", "", "write a CPU profile per scenario to this directory (<scenario>.pprof)")
+	f.StringVar(&restURL, "supabase-url", "", "REST paths: URL of a real PostgREST (Supabase project URL form: the API under /rest/v1) serving --database-url's database")
+	f.StringVar(&serviceKey, "supabase-service-role-key", "", "REST paths: the service-role key of --supabase-url")
 	f.BoolVar(&verbose, "verbose", false, "print progress to stderr")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if err := o.Validate(); err != nil {
 			return usageErr(err)
 		}
-		if o.Binary == "" {
-			exe, err := os.Executable()
+		switch {
+		case restURL != "" || serviceKey != "":
+			if restURL == "" || serviceKey == "" || o.DatabaseURL == "" {
+				return usageErr(errors.New("--supabase-url needs --supabase-service-role-key and --database-url (the database that PostgREST serves)"))
+			}
+			o.PostgREST = bench.GivenPostgREST(restURL, serviceKey)
+			o.RESTDatabaseURL = o.DatabaseURL
+		case setup.TestServer != nil:
+			o.PostgREST = setup.TestServer
+		}
+		if o.Binary == "" && setup.Binary != nil {
+			exe, err := setup.Binary()
 			if err != nil {
-				return fmt.Errorf("find this executable for the footprint scenario (or pass --binary): %w", err)
+				return fmt.Errorf("find the opsd binary for the footprint scenario (or pass --binary): %w", err)
 			}
 			o.Binary = exe
 		}
@@ -123,7 +163,7 @@ target; the table says which ones are missed.`,
 				return fmt.Errorf("write %s: %w", jsonFile, jerr)
 			}
 		}
-		fmt.Fprintf(cmd.ErrOrStderr(), "opsd bench: done in %s\n", time.Since(began).Round(time.Second))
+		fmt.Fprintf(cmd.ErrOrStderr(), "%s: done in %s\n", cmd.CommandPath(), time.Since(began).Round(time.Second))
 		if err != nil {
 			return err
 		}

@@ -3,7 +3,6 @@ package cli
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +18,7 @@ import (
 	"github.com/opscontrolroom/opsd/adapters/digitalocean"
 	"github.com/opscontrolroom/opsd/adapters/github"
 	"github.com/opscontrolroom/opsd/adapters/vercel"
+	"github.com/opscontrolroom/opsd/internal/uuid"
 )
 
 // realtimeTables are the tables the UI subscribes to (CONTRACT.md), plus
@@ -220,7 +220,7 @@ func (d *doctor) checkRLS(ctx context.Context) checkResult {
 
 // restRLSProbe posts probe i to /rest/v1/run_events with the anon key.
 func (d *doctor) restRLSProbe(ctx context.Context, i int) (string, error) {
-	body := map[string]any{"run_id": newProbeID(), "seq": 1, "level": "info", "source": "System", "message": "opsd doctor probe"}
+	body := map[string]any{"run_id": uuid.New(), "seq": 1, "level": "info", "source": "System", "message": "opsd doctor probe"}
 	for k, v := range rlsProbes[i].body {
 		body[k] = v
 	}
@@ -309,15 +309,6 @@ func excerpt(b []byte) string {
 		s = s[:200] + "..."
 	}
 	return s
-}
-
-// newProbeID is a random (version 4) UUID, which no run has.
-func newProbeID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
 // adapterOptions are the options of a doctor's one-shot adapter call: no

@@ -18,6 +18,7 @@ import (
 	"github.com/opscontrolroom/opsd/adapters/vercel/verceltest"
 	"github.com/opscontrolroom/opsd/internal/pgtest"
 	"github.com/opscontrolroom/opsd/internal/postgresttest"
+	"github.com/opscontrolroom/opsd/internal/uuid"
 	"github.com/opscontrolroom/opsd/supabase"
 )
 
@@ -170,7 +171,7 @@ func emptyDatabase(t *testing.T) string {
 	u, err := url.Parse(pgtest.AdminURL())
 	require.NoError(t, err)
 	require.NotEmpty(t, u.Scheme, "the admin URL must be a postgres:// URL")
-	name := fmt.Sprintf("opsd_cli_empty_%s", newProbeID()[:8])
+	name := fmt.Sprintf("opsd_cli_empty_%s", uuid.New()[:8])
 	admin, err := pgx.Connect(ctx, pgtest.AdminURL())
 	require.NoError(t, err)
 	defer admin.Close(ctx)

@@ -63,7 +63,12 @@ Start here:
 
 // Main runs the command line and returns the process exit code.
 func Main(ctx context.Context, args []string) int {
-	root := NewRoot()
+	return Execute(ctx, NewRoot(), args)
+}
+
+// Execute runs root with args and returns the process exit code: an
+// ExitError's code, 1 for any other error.
+func Execute(ctx context.Context, root *cobra.Command, args []string) int {
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
@@ -72,11 +77,11 @@ func Main(ctx context.Context, args []string) int {
 	var ee *ExitError
 	if errors.As(err, &ee) {
 		if ee.Err != nil {
-			fmt.Fprintln(os.Stderr, "opsd:", ee.Err)
+			fmt.Fprintln(os.Stderr, root.Name()+":", ee.Err)
 		}
 		return ee.Code
 	}
-	fmt.Fprintln(os.Stderr, "opsd:", err)
+	fmt.Fprintln(os.Stderr, root.Name()+":", err)
 	return 1
 }
 

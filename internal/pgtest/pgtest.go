@@ -1,11 +1,17 @@
 // Package pgtest gives tests a real, migrated PostgreSQL database each.
 //
-// A package's TestMain calls Main. It uses TEST_DATABASE_URL (or
-// DATABASE_URL) when set — a superuser URL, since it creates databases and
-// the Supabase roles — and otherwise starts a throwaway cluster from the
+// A package's TestMain calls Main. It uses TEST_DATABASE_URL when set — a
+// superuser URL, since it creates databases and the Supabase roles — and
+// otherwise starts a throwaway cluster from the
 // installed PostgreSQL server binaries (as the postgres OS user when running
 // as root, since initdb refuses root) and removes it when the tests end. It
 // never skips: without a server it fails and names the package to install.
+//
+// It never reads DATABASE_URL, which the README tells operators to export
+// for opsd: a developer's real database is never a test's. It also removes
+// opsd's store settings (DATABASE_URL, SUPABASE_URL,
+// SUPABASE_SERVICE_ROLE_KEY) from the test process's environment, so that
+// no configuration a test loads, and no opsd a test starts, can reach them.
 //
 // The migrations are applied once per cluster to a template database; NewDB
 // clones it (CREATE DATABASE ... TEMPLATE) so every test gets an isolated,
@@ -48,10 +54,13 @@ func Main(m *testing.M, leakOpts ...goleak.Option) {
 func Run(m *testing.M, leakOpts ...goleak.Option) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	u := os.Getenv("TEST_DATABASE_URL")
-	if u == "" {
-		u = os.Getenv("DATABASE_URL")
+	for _, k := range operatorSettings {
+		if err := os.Unsetenv(k); err != nil {
+			fmt.Fprintf(os.Stderr, "pgtest: unset %s: %v\n", k, err)
+			return 2
+		}
 	}
+	u := os.Getenv(URLVariable)
 	if u == "" {
 		c, err := pgcluster.Start(ctx, pgcluster.Options{})
 		if err != nil {
@@ -79,6 +88,13 @@ func Run(m *testing.M, leakOpts ...goleak.Option) int {
 	}
 	return code
 }
+
+// URLVariable names the one variable that points tests at a running server.
+const URLVariable = "TEST_DATABASE_URL"
+
+// operatorSettings are the environment variables of opsd's store that an
+// operator exports; tests must never see them.
+var operatorSettings = []string{"DATABASE_URL", "SUPABASE_URL", "SUPABASE_SERVICE_ROLE_KEY"}
 
 // AdminURL is the superuser URL Main set up (for tests that need their own
 // scratch databases).

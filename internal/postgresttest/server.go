@@ -51,14 +51,24 @@ func WithHTTP2() Option {
 // and impersonates each request's role. The server is closed at t's cleanup.
 func New(t testing.TB, databaseURL, jwtSecret string, opts ...Option) *Server {
 	t.Helper()
+	s, err := Start(databaseURL, jwtSecret, opts...)
+	if err != nil {
+		t.Fatalf("postgresttest: %v", err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// Start is New outside a test (cmd/opsbench): the caller closes the server.
+func Start(databaseURL, jwtSecret string, opts ...Option) (*Server, error) {
 	cfg, err := pgxpool.ParseConfig(databaseURL)
 	if err != nil {
-		t.Fatalf("postgresttest: parse database URL: %v", err)
+		return nil, fmt.Errorf("parse database URL: %w", err)
 	}
 	cfg.MaxConns = 8
 	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
-		t.Fatalf("postgresttest: connect: %v", err)
+		return nil, fmt.Errorf("connect: %w", err)
 	}
 	s := &Server{pool: pool, secret: jwtSecret, schema: newSchemaCache(pool), closing: make(chan struct{})}
 	s.Server = httptest.NewUnstartedServer(s)
@@ -70,8 +80,7 @@ func New(t testing.TB, databaseURL, jwtSecret string, opts ...Option) *Server {
 	} else {
 		s.Server.Start()
 	}
-	t.Cleanup(s.Close)
-	return s
+	return s, nil
 }
 
 // Close stops the server, waits for requests in flight and closes the pool.

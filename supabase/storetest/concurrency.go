@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/opscontrolroom/opsd/executor"
+	"github.com/opscontrolroom/opsd/internal/uuid"
 )
 
 // testConcurrentUse: one store shared by many goroutines (as the daemon
@@ -59,7 +60,7 @@ func testConcurrentUse(t *testing.T, f *fixture) {
 	}
 	for c := 0; c < 4; c++ {
 		wg.Go(func() {
-			_, err := f.st.ClaimRuns(f.ctx, executor.ClaimRequest{Worker: fmt.Sprintf("c%d", c), Lane: "Q", Limit: 1, Token: newToken()})
+			_, err := f.st.ClaimRuns(f.ctx, executor.ClaimRequest{Worker: fmt.Sprintf("c%d", c), Lane: "Q", Limit: 1, Token: uuid.New()})
 			report(err)
 		})
 	}
@@ -119,7 +120,7 @@ func testLostResponses(t *testing.T, f *fixture) {
 	second := f.seedRun("L", "")
 
 	lose("rpc/claim_run")
-	runs, err := f.st.ClaimRuns(f.ctx, executor.ClaimRequest{Worker: "w1", Lane: "L", Limit: 1, Token: newToken()})
+	runs, err := f.st.ClaimRuns(f.ctx, executor.ClaimRequest{Worker: "w1", Lane: "L", Limit: 1, Token: uuid.New()})
 	require.NoError(t, err, "the retry replays the claim token")
 	require.Len(t, runs, 1)
 	assert.Equal(t, first, runs[0].ID)

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/opscontrolroom/opsd/executor"
+	"github.com/opscontrolroom/opsd/internal/uuid"
 )
 
 func testSubmitGetList(t *testing.T, f *fixture) {
@@ -104,7 +105,7 @@ func testTemplates(t *testing.T, f *fixture) {
 	}
 	_, err := f.st.GetTemplate(f.ctx, "no-such-template")
 	requireKind(t, err, executor.ErrNotFound, "missing slug")
-	_, err = f.st.GetTemplate(f.ctx, newToken())
+	_, err = f.st.GetTemplate(f.ctx, uuid.New())
 	requireKind(t, err, executor.ErrNotFound, "missing id")
 }
 

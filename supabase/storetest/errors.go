@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/opscontrolroom/opsd/executor"
+	"github.com/opscontrolroom/opsd/internal/uuid"
 )
 
 // testErrorMapping: failures come back as *executor.StoreError of the right
@@ -22,7 +23,7 @@ func testErrorMapping(t *testing.T, f *fixture) {
 		call func() error
 	}{
 		{"get a run that does not exist", executor.ErrNotFound, func() error {
-			_, err := f.st.GetRun(f.ctx, newToken())
+			_, err := f.st.GetRun(f.ctx, uuid.New())
 			return err
 		}},
 		{"get a run by a malformed id", executor.ErrInvalidInput, func() error {
@@ -38,7 +39,7 @@ func testErrorMapping(t *testing.T, f *fixture) {
 			return err
 		}},
 		{"submit into a session that does not exist", executor.ErrConflict, func() error {
-			sess := newToken()
+			sess := uuid.New()
 			_, err := f.st.SubmitRun(f.ctx, executor.NewRun{Env: "dev", Kind: "healthcheck", SessionID: &sess})
 			return err
 		}},
@@ -53,11 +54,11 @@ func testErrorMapping(t *testing.T, f *fixture) {
 			return f.st.PutArtifact(f.ctx, l, executor.Artifact{RunID: id, Kind: "video", Title: "x", Value: "y"})
 		}},
 		{"put an artifact of a run that does not exist", executor.ErrLeaseLost, func() error {
-			missing := executor.Lease{RunID: newToken(), Worker: "w1", Attempt: 1}
+			missing := executor.Lease{RunID: uuid.New(), Worker: "w1", Attempt: 1}
 			return f.st.PutArtifact(f.ctx, missing, executor.Artifact{RunID: missing.RunID, Kind: "link", Title: "x", Value: "y"})
 		}},
 		{"claim without a worker id", executor.ErrInvalidInput, func() error {
-			_, err := f.st.ClaimRuns(f.ctx, executor.ClaimRequest{Worker: "", Lane: "A", Limit: 1, Token: newToken()})
+			_, err := f.st.ClaimRuns(f.ctx, executor.ClaimRequest{Worker: "", Lane: "A", Limit: 1, Token: uuid.New()})
 			return err
 		}},
 		{"claim with a malformed token", executor.ErrInvalidInput, func() error {
@@ -111,7 +112,7 @@ func testPermission(t *testing.T, f *fixture) {
 			return anon.UpsertSpecDoc(f.ctx, executor.Lease{RunID: id, Worker: "evil", Attempt: 1}, "x/prd", "prd.md", "forged")
 		}},
 		{"claim", func() error {
-			_, err := anon.ClaimRuns(f.ctx, executor.ClaimRequest{Worker: "evil", Lane: "A", Limit: 1, Token: newToken()})
+			_, err := anon.ClaimRuns(f.ctx, executor.ClaimRequest{Worker: "evil", Lane: "A", Limit: 1, Token: uuid.New()})
 			return err
 		}},
 		{"heartbeat", func() error {

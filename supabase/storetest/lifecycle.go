@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/opscontrolroom/opsd/executor"
+	"github.com/opscontrolroom/opsd/internal/uuid"
 )
 
 // testClaimHeartbeatFinish: a claim hands out a lease; every write that
@@ -100,7 +101,7 @@ func testClaimHeartbeatFinish(t *testing.T, f *fixture) {
 // testClaimToken: replaying a claim token returns the runs that claim took.
 func testClaimToken(t *testing.T, f *fixture) {
 	ids := []string{f.seedRun("C", ""), f.seedRun("C", ""), f.seedRun("C", "")}
-	tok := newToken()
+	tok := uuid.New()
 	req := executor.ClaimRequest{Worker: "w1", Lane: "C", Limit: 2, Token: tok}
 	first, err := f.st.ClaimRuns(f.ctx, req)
 	require.NoError(t, err)
@@ -243,7 +244,7 @@ func testCancelAndApprove(t *testing.T, f *fixture) {
 	ok, err = f.st.CancelRun(f.ctx, queued)
 	require.NoError(t, err)
 	assert.False(t, ok, "a terminal run is not canceled again")
-	ok, err = f.st.CancelRun(f.ctx, newToken())
+	ok, err = f.st.CancelRun(f.ctx, uuid.New())
 	require.NoError(t, err)
 	assert.False(t, ok, "no such run")
 	f.claim("w1", "A", 1, 0)
@@ -262,7 +263,7 @@ func testCancelAndApprove(t *testing.T, f *fixture) {
 	r := f.claim("w1", "B", 1, 1)[0]
 	hb := f.heartbeat("w1", []executor.Lease{lease(r)})
 	assert.Equal(t, executor.LeaseState{RunID: waiting, State: executor.LeaseOwned, Approved: true, ApprovedBy: "operator:alice"}, hb[waiting])
-	_, err = f.st.ApproveRun(f.ctx, newToken(), "alice")
+	_, err = f.st.ApproveRun(f.ctx, uuid.New(), "alice")
 	requireKind(t, err, executor.ErrNotFound, "approving a run that does not exist")
 	_, err = f.st.ApproveRun(f.ctx, r.ID, "")
 	requireKind(t, err, executor.ErrInvalidInput, "an operator's approval names the operator")

@@ -24,7 +24,6 @@ package storetest
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -35,6 +34,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/opscontrolroom/opsd/executor"
+	"github.com/opscontrolroom/opsd/internal/uuid"
 )
 
 // Env is one store under test on its own fresh, migrated database.
@@ -162,7 +162,7 @@ func (f *fixture) seedRun(lane, session string) string {
 // claim claims exactly want runs of lane for worker.
 func (f *fixture) claim(worker, lane string, limit, want int) []*executor.Run {
 	f.t.Helper()
-	runs, err := f.st.ClaimRuns(f.ctx, executor.ClaimRequest{Worker: worker, Lane: lane, Limit: limit, Token: newToken()})
+	runs, err := f.st.ClaimRuns(f.ctx, executor.ClaimRequest{Worker: worker, Lane: lane, Limit: limit, Token: uuid.New()})
 	require.NoError(f.t, err)
 	require.Len(f.t, runs, want, "claimed runs of lane %s", lane)
 	return runs
@@ -229,15 +229,6 @@ func requireKind(t *testing.T, err error, kind error, what string) {
 	if assert.ErrorAs(t, err, &se, "%s: not a *executor.StoreError: %v", what, err) {
 		assert.NotEmpty(t, se.Op, "%s: StoreError.Op", what)
 	}
-}
-
-// newToken is a random UUID for claim tokens and ids that must not exist.
-func newToken() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
 func strp(s string) *string { return &s }
