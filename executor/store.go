@@ -183,6 +183,20 @@ type Finish struct {
 type Rows struct {
 	Events []Event
 	Steps  []Step
+	// Phases are phase changes written with the rows (the pre-action and
+	// post-action phases; the change into action is synchronous, SetPhase).
+	// A run's phase only moves forward: a change to an earlier phase than
+	// the stored one is ignored.
+	Phases []PhaseChange
+}
+
+// PhaseChange records that one attempt of a run entered a phase.
+type PhaseChange struct {
+	RunID   string `json:"run_id"`
+	Attempt int    `json:"attempt"`
+	Phase   string `json:"phase"`
+
+	gen uint64 // the writing attempt's generation (Writer.Forget); not stored
 }
 
 // ReapResult is one run the reaper acted on.
@@ -255,8 +269,8 @@ type Store interface {
 	// deadline their owner set; no caller chooses it).
 	ReapStale(ctx context.Context) ([]ReapResult, error)
 
-	// AppendRows stores a batch of events and step rows in one call, fenced
-	// by (worker, each row's attempt), and returns the leases whose rows
+	// AppendRows stores a batch of events, step rows and phase changes in
+	// one call, fenced by (worker, each row's attempt), and returns the leases whose rows
 	// were refused because the attempt no longer holds its run. Events whose
 	// (run_id, seq) exist are ignored and steps are upserted by (run_id,
 	// idx), so a retried batch is idempotent.

@@ -462,15 +462,15 @@ func uuidString(u pgtype.UUID) string {
 // returns the leases whose rows were refused.
 func (s *PGStore) AppendRows(ctx context.Context, worker string, r executor.Rows) ([]executor.Lease, error) {
 	const op = "append_run_rows"
-	events, steps, err := rowsArgs(op, r)
+	events, steps, phases, err := rowsArgs(op, r)
 	if err != nil {
 		return nil, err
 	}
-	if events == nil && steps == nil {
+	if events == nil && steps == nil && phases == nil {
 		return nil, nil
 	}
-	rows, err := s.pool.Query(ctx, `SELECT run_id::text, attempt FROM public.append_run_rows($1, $2::jsonb, $3::jsonb)`,
-		worker, jsonArg(events), jsonArg(steps))
+	rows, err := s.pool.Query(ctx, `SELECT run_id::text, attempt FROM public.append_run_rows($1, $2::jsonb, $3::jsonb, $4::jsonb)`,
+		worker, jsonArg(events), jsonArg(steps), jsonArg(phases))
 	if err != nil {
 		return nil, pgError(ctx, op, err)
 	}

@@ -179,17 +179,20 @@ func (s *RESTStore) ReapStale(ctx context.Context) ([]executor.ReapResult, error
 // retry) and returns the leases whose rows were refused.
 func (s *RESTStore) AppendRows(ctx context.Context, worker string, r executor.Rows) ([]executor.Lease, error) {
 	const op = "append_run_rows"
-	events, steps, err := rowsArgs(op, r)
+	events, steps, phases, err := rowsArgs(op, r)
 	if err != nil {
 		return nil, err
 	}
-	if events == nil && steps == nil {
+	if events == nil && steps == nil && phases == nil {
 		return nil, nil
 	}
+	args := map[string]any{"p_worker": worker, "p_events": events, "p_steps": steps}
+	if phases != nil {
+		args["p_phases"] = phases
+	}
 	var refused []executor.Lease
-	if _, err := s.rpc(ctx, op, map[string]any{"p_worker": worker, "p_events": events, "p_steps": steps},
-		restRetrySafe, &refused); err != nil {
-		return nil, fmt.Errorf("append %d events and %d steps: %w", len(r.Events), len(r.Steps), err)
+	if _, err := s.rpc(ctx, op, args, restRetrySafe, &refused); err != nil {
+		return nil, fmt.Errorf("append %d events, %d steps and %d phase changes: %w", len(r.Events), len(r.Steps), len(r.Phases), err)
 	}
 	for i := range refused {
 		refused[i].Worker = worker

@@ -87,18 +87,26 @@ func stepRows(op string, steps []executor.Step) ([]stepRow, error) {
 }
 
 // rowsArgs is the arguments of append_run_rows: NULL for an empty list.
-func rowsArgs(op string, r executor.Rows) (events, steps any, err error) {
+func rowsArgs(op string, r executor.Rows) (events, steps, phases any, err error) {
 	if len(r.Events) > 0 {
 		if events, err = eventRows(op, r.Events); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
 	if len(r.Steps) > 0 {
 		if steps, err = stepRows(op, r.Steps); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
-	return events, steps, nil
+	if len(r.Phases) > 0 {
+		for _, p := range r.Phases {
+			if p.Attempt < 1 {
+				return nil, nil, nil, invalidInput(op, "phase change of run %s has attempt %d: rows carry the writing attempt (>= 1)", p.RunID, p.Attempt)
+			}
+		}
+		phases = r.Phases
+	}
+	return events, steps, phases, nil
 }
 
 // leaseSeconds is a lease duration in whole seconds, rounded up, at least 1

@@ -121,13 +121,26 @@ LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
    FOR SHARE OF r
 $$;
 
--- append_run_rows stores a batch of events and step rows of several runs in
--- one transaction. Each row names its run and the attempt that wrote it;
--- rows are stored only for runs in flight under (p_worker, attempt). It
--- returns the (run, attempt) pairs whose rows were refused (the lease is
--- gone: reaped, finished, or claimed again). Retrying a batch is a no-op:
--- events conflict on (run_id, seq), steps are upserted on (run_id, idx).
-CREATE OR REPLACE FUNCTION public.append_run_rows(p_worker text, p_events jsonb DEFAULT NULL, p_steps jsonb DEFAULT NULL)
+-- opsd_phase_rank orders the phases of a run: a phase change recorded
+-- through append_run_rows only moves a run forward, so a batched change
+-- that lands after a later synchronous one (the action phase) is ignored.
+CREATE OR REPLACE FUNCTION public.opsd_phase_rank(p_phase text) RETURNS int
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, public AS $$
+  SELECT coalesce(array_position(ARRAY['validate', 'preflight', 'approval', 'action', 'verify', 'summarize'], p_phase), 0)
+$$;
+
+-- append_run_rows stores a batch of events, step rows and phase changes of
+-- several runs in one transaction (the daemon's group commit). Each row
+-- names its run and the attempt that wrote it; rows are stored only for runs
+-- in flight under (p_worker, attempt). It returns the (run, attempt) pairs
+-- whose rows were refused (the lease is gone: reaped, finished, or claimed
+-- again). Retrying a batch is a no-op: events conflict on (run_id, seq),
+-- steps are upserted on (run_id, idx), and a phase change only moves a run's
+-- phase forward (opsd_phase_rank), so the synchronous change into action is
+-- never undone by a late batch.
+DROP FUNCTION IF EXISTS public.append_run_rows(text, jsonb, jsonb);
+CREATE OR REPLACE FUNCTION public.append_run_rows(p_worker text, p_events jsonb DEFAULT NULL, p_steps jsonb DEFAULT NULL,
+                                                  p_phases jsonb DEFAULT NULL)
 RETURNS TABLE (run_id uuid, attempt int)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
 #variable_conflict use_column
@@ -139,14 +152,21 @@ BEGIN
   IF p_worker IS NULL OR btrim(p_worker) = '' THEN
     RAISE EXCEPTION 'append_run_rows: p_worker must be the writing worker id' USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  IF p_events IS NOT NULL AND jsonb_typeof(p_events) <> 'array' OR p_steps IS NOT NULL AND jsonb_typeof(p_steps) <> 'array' THEN
-    RAISE EXCEPTION 'append_run_rows: p_events and p_steps must be JSON arrays of rows' USING ERRCODE = 'invalid_parameter_value';
+  IF p_events IS NOT NULL AND jsonb_typeof(p_events) <> 'array' OR p_steps IS NOT NULL AND jsonb_typeof(p_steps) <> 'array'
+     OR p_phases IS NOT NULL AND jsonb_typeof(p_phases) <> 'array' THEN
+    RAISE EXCEPTION 'append_run_rows: p_events, p_steps and p_phases must be JSON arrays of rows' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF p_phases IS NOT NULL AND EXISTS (
+      SELECT 1 FROM jsonb_to_recordset(p_phases) AS p (phase text) WHERE public.opsd_phase_rank(p.phase) = 0) THEN
+    RAISE EXCEPTION 'append_run_rows: unknown phase in p_phases' USING ERRCODE = 'invalid_parameter_value';
   END IF;
   SELECT array_agg(k.run_id), array_agg(k.attempt) INTO v_ids, v_attempts FROM (
     SELECT DISTINCT x.run_id, x.attempt FROM (
       SELECT e.run_id, e.attempt FROM jsonb_to_recordset(coalesce(p_events, '[]')) AS e (run_id uuid, attempt int)
       UNION ALL
-      SELECT s.run_id, s.attempt FROM jsonb_to_recordset(coalesce(p_steps, '[]')) AS s (run_id uuid, attempt int)) x) k;
+      SELECT s.run_id, s.attempt FROM jsonb_to_recordset(coalesce(p_steps, '[]')) AS s (run_id uuid, attempt int)
+      UNION ALL
+      SELECT p.run_id, p.attempt FROM jsonb_to_recordset(coalesce(p_phases, '[]')) AS p (run_id uuid, attempt int)) x) k;
   IF v_ids IS NULL THEN
     RETURN;
   END IF;
@@ -180,6 +200,16 @@ BEGIN
            started_at = excluded.started_at, finished_at = excluded.finished_at, error = excluded.error;
   END IF;
   PERFORM public.opsd_fenced_write(false);
+  IF p_phases IS NOT NULL THEN
+    -- The newest change of each run wins; the run only moves forward.
+    UPDATE public.runs x SET phase = p.phase, heartbeat_at = now()
+      FROM (SELECT DISTINCT ON (q.run_id) q.run_id, q.phase
+              FROM ROWS FROM (jsonb_to_recordset(p_phases) AS (run_id uuid, attempt int, phase text))
+                   WITH ORDINALITY AS q (run_id, attempt, phase, n)
+             ORDER BY q.run_id, q.n DESC) p
+     WHERE x.id = p.run_id AND x.id = ANY (v_held)
+       AND public.opsd_phase_rank(p.phase) > public.opsd_phase_rank(x.phase);
+  END IF;
 
   RETURN QUERY SELECT t.id, t.attempt FROM unnest(v_ids, v_attempts) AS t (id, attempt)
     WHERE NOT t.id = ANY (v_held);
@@ -737,7 +767,7 @@ GRANT EXECUTE ON FUNCTION
   public.heartbeat_runs(text, uuid[], int[], int),
   public.finish_run(uuid, text, int, text, text, jsonb, jsonb), public.release_run(uuid, text, int, text),
   public.reap_stale_runs(), public.approve_run(uuid, text), public.reject_run(uuid, text, text),
-  public.append_run_rows(text, jsonb, jsonb), public.put_artifact(text, uuid, int, text, text, text),
+  public.append_run_rows(text, jsonb, jsonb, jsonb), public.put_artifact(text, uuid, int, text, text, text),
   public.put_spec_doc(text, uuid, int, text, text, text)
 TO service_role;
 -- anon may call them only to be told, in words the UI can show, that it may not.

@@ -79,6 +79,7 @@ func Run(t *testing.T, h Harness) {
 		{"EventsAndArtifacts", testEventsAndArtifacts},
 		{"EventBatchReplay", testEventBatchReplay},
 		{"Steps", testSteps},
+		{"BatchedPhases", testBatchedPhases},
 		{"ClaimHeartbeatFinish", testClaimHeartbeatFinish},
 		{"ClaimToken", testClaimToken},
 		{"LaneRule", testLaneRule},
