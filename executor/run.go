@@ -333,10 +333,10 @@ func (x *execution) finish(out outcome, log *zap.Logger) {
 	if err := x.emitter.Close(); err != nil {
 		log.Warn("flush chatty output", zap.Error(err))
 	}
-	if err := d.writer.Sync(ctx); err != nil {
-		log.Error("events not stored before finishing the run", zap.Error(err))
-	}
 	if out.release {
+		if err := d.writer.Sync(ctx); err != nil {
+			log.Error("events not stored before releasing the run", zap.Error(err))
+		}
 		if _, err := d.retryStore(ctx, func(ctx context.Context) (bool, error) {
 			return d.store.ReleaseRun(ctx, x.lease, out.message)
 		}); err != nil {
@@ -345,7 +345,9 @@ func (x *execution) finish(out outcome, log *zap.Logger) {
 		d.metrics.RunsFinished.WithLabelValues("released", x.run.Kind).Inc()
 		return
 	}
-	// The final event goes with the fenced finish, in one transaction.
+	// The final event goes with the fenced finish, in one transaction: the
+	// writer's next flush, after every row of the run queued before it and
+	// together with the rows and finishes of other runs (group commit).
 	var final Event
 	var err error
 	switch out.status {
@@ -366,7 +368,7 @@ func (x *execution) finish(out outcome, log *zap.Logger) {
 	if err == nil {
 		f.Events = []Event{final}
 	}
-	ok, err := d.retryStore(ctx, func(ctx context.Context) (bool, error) { return d.store.FinishRun(ctx, f) })
+	ok, err := d.writer.Finish(ctx, f, x.emitter.gen)
 	switch {
 	case err != nil:
 		log.Error("finish run; the reaper will settle it", zap.String("status", out.status), zap.Error(err))

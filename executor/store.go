@@ -188,6 +188,10 @@ type Rows struct {
 	// A run's phase only moves forward: a change to an earlier phase than
 	// the stored one is ignored.
 	Phases []PhaseChange
+	// Finishes are terminal writes made after the batch's rows, in the
+	// same transaction: each one's Events (its final event) land with its
+	// status or not at all. A finish whose lease is refused was not made.
+	Finishes []Finish
 }
 
 // PhaseChange records that one attempt of a run entered a phase.

@@ -3,6 +3,7 @@ package executor
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,14 +47,31 @@ type item struct {
 	event   *Event
 	step    *Step
 	phase   *PhaseChange
+	finish  *pendingFinish
 	barrier chan struct{}
 }
+
+// pendingFinish is a run's terminal write waiting for the writer's next
+// flush; the writer answers on done (buffered) exactly once.
+type pendingFinish struct {
+	f    Finish
+	gen  uint64
+	done chan finishResult
+}
+
+type finishResult struct {
+	ok  bool // the run is finished; false when its lease was gone
+	err error
+}
+
+func (p *pendingFinish) reply(ok bool, err error) { p.done <- finishResult{ok, err} }
 
 // batch is the rows of one flush.
 type batch struct {
 	events   []Event
 	steps    []Step
 	phases   []PhaseChange
+	finishes []*pendingFinish
 	barriers []chan struct{}
 }
 
@@ -65,12 +83,14 @@ func (b *batch) add(it item) {
 		b.steps = append(b.steps, *it.step)
 	case it.phase != nil:
 		b.phases = append(b.phases, *it.phase)
+	case it.finish != nil:
+		b.finishes = append(b.finishes, it.finish)
 	case it.barrier != nil:
 		b.barriers = append(b.barriers, it.barrier)
 	}
 }
 
-func (b *batch) rows() int { return len(b.events) + len(b.steps) + len(b.phases) }
+func (b *batch) rows() int { return len(b.events) + len(b.steps) + len(b.phases) + len(b.finishes) }
 
 // Writer batches event rows, step rows and phase changes of all runs into
 // one call per flush (a group commit). Rows of
@@ -218,7 +238,7 @@ func (w *Writer) loop() {
 		for _, c := range b.barriers {
 			close(c)
 		}
-		b = batch{events: b.events[:0], steps: b.steps[:0], phases: b.phases[:0], barriers: b.barriers[:0]}
+		b = batch{events: b.events[:0], steps: b.steps[:0], phases: b.phases[:0], finishes: b.finishes[:0], barriers: b.barriers[:0]}
 		oldest = time.Time{}
 	}
 	for {
@@ -240,9 +260,11 @@ func (w *Writer) loop() {
 				idle = oldest.Sub(lastFlush) >= w.cfg.FlushInterval
 				timer.Reset(w.cfg.FlushInterval)
 			}
-			// A barrier, a full batch or an idle writer flushes now;
-			// otherwise keep collecting until the flush interval is up.
-			if idle || it.barrier != nil || b.rows() >= w.cfg.BatchSize {
+			// A barrier, a finish, a full batch or an idle writer flushes
+			// now; otherwise keep collecting until the flush interval is
+			// up. Finishes that arrive while a flush is under way go
+			// together in the next one (group commit).
+			if idle || it.barrier != nil || it.finish != nil || b.rows() >= w.cfg.BatchSize {
 				w.drainReady(&b)
 				flush()
 				timer.Stop()
@@ -253,6 +275,9 @@ func (w *Writer) loop() {
 		case <-w.ctx.Done():
 			for _, c := range b.barriers {
 				close(c)
+			}
+			for _, p := range b.finishes {
+				p.reply(false, errWriterStopped)
 			}
 			return
 		}
@@ -281,7 +306,12 @@ func (w *Writer) drainReady(b *batch) {
 // rejects) is narrowed down by halving the batch, so only the bad row is
 // dropped, and loudly, while the rest of the batch is stored.
 func (w *Writer) write(b batch, oldest time.Time) {
-	w.writeRows(Rows{Events: b.events, Steps: lastStepPerIdx(b.steps), Phases: b.phases})
+	rows := Rows{Events: b.events, Steps: lastStepPerIdx(b.steps), Phases: b.phases}
+	if len(b.finishes) == 0 {
+		w.writeRows(rows)
+	} else {
+		w.writeWithFinishes(rows, b.finishes)
+	}
 	if w.metrics != nil {
 		w.metrics.EventRows.Add(float64(len(b.events)))
 		w.metrics.FlushLatency.Observe(time.Since(oldest).Seconds())
@@ -342,6 +372,97 @@ func (w *Writer) writeRows(r Rows) {
 	default:
 		w.writeRows(Rows{Phases: r.Phases[:len(r.Phases)/2]})
 		w.writeRows(Rows{Phases: r.Phases[len(r.Phases)/2:]})
+	}
+}
+
+// writeWithFinishes stores rows and finishes in one call and tells each
+// finish how it went. When the database rejects the batch, the rows are
+// narrowed down as writeRows does and each finish is made on its own
+// (FinishRun, with its final event), so one bad row fails no finish.
+func (w *Writer) writeWithFinishes(r Rows, fins []*pendingFinish) {
+	var (
+		refused []Lease
+		sent    []*pendingFinish
+	)
+	err := w.retry("rows and finishes", func(ctx context.Context) error {
+		sent = sent[:0]
+		rows := Rows{
+			Events: liveRows(w, r.Events, func(e Event) uint64 { return e.gen }),
+			Steps:  liveRows(w, r.Steps, func(s Step) uint64 { return s.gen }),
+			Phases: liveRows(w, r.Phases, func(p PhaseChange) uint64 { return p.gen }),
+		}
+		for _, p := range fins {
+			if !w.isLost(p.gen) {
+				sent = append(sent, p)
+				rows.Finishes = append(rows.Finishes, p.f)
+			}
+		}
+		var err error
+		refused, err = w.store.AppendRows(ctx, w.worker, rows)
+		return err
+	})
+	if err != nil && w.ctx.Err() == nil {
+		w.writeRows(r)
+		for _, p := range fins {
+			w.finishAlone(p)
+		}
+		return
+	}
+	if len(refused) > 0 {
+		w.log.Warn("rows refused by the database: these attempts no longer hold their runs",
+			zap.Int("leases", len(refused)), zap.String("run_id", refused[0].RunID), zap.Int("attempt", refused[0].Attempt))
+		if w.onRefused != nil {
+			w.onRefused(refused)
+		}
+	}
+	for _, p := range fins {
+		switch {
+		case err != nil:
+			p.reply(false, err)
+		case !slices.Contains(sent, p):
+			p.reply(false, nil) // its attempt lost the run meanwhile
+		default:
+			p.reply(!slices.Contains(refused, Lease{RunID: p.f.RunID, Worker: w.worker, Attempt: p.f.Attempt}), nil)
+		}
+	}
+}
+
+// finishAlone makes one finish by its own call.
+func (w *Writer) finishAlone(p *pendingFinish) {
+	if w.isLost(p.gen) {
+		p.reply(false, nil)
+		return
+	}
+	var ok bool
+	err := w.retry("finish", func(ctx context.Context) error {
+		var err error
+		ok, err = w.store.FinishRun(ctx, p.f)
+		return err
+	})
+	p.reply(ok, err)
+}
+
+// Finish queues a run's terminal write (with its final event, f.Events)
+// behind every row queued before it and waits until it is stored: in the
+// writer's next flush, one transaction with the rows of that flush. gen is
+// the run attempt's emitter generation. False when the lease was gone.
+func (w *Writer) Finish(ctx context.Context, f Finish, gen uint64) (bool, error) {
+	p := &pendingFinish{f: f, gen: gen, done: make(chan finishResult, 1)}
+	if err := w.enqueue(ctx, item{finish: p}); err != nil {
+		return false, err
+	}
+	select {
+	case r := <-p.done:
+		return r.ok, r.err
+	case <-ctx.Done():
+		return false, context.Cause(ctx)
+	case <-w.done:
+		select {
+		case r := <-p.done:
+			return r.ok, r.err
+		default:
+			return false, errWriterStopped
+		}
 	}
 }
 

@@ -80,6 +80,7 @@ func Run(t *testing.T, h Harness) {
 		{"EventBatchReplay", testEventBatchReplay},
 		{"Steps", testSteps},
 		{"BatchedPhases", testBatchedPhases},
+		{"BatchedFinishes", testBatchedFinishes},
 		{"ClaimHeartbeatFinish", testClaimHeartbeatFinish},
 		{"ClaimToken", testClaimToken},
 		{"LaneRule", testLaneRule},
