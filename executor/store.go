@@ -265,7 +265,9 @@ type Store interface {
 	// SetPhase records the current phase of a leased run; false when the lease is gone.
 	SetPhase(ctx context.Context, lease Lease, phase string) (bool, error)
 	// FinishRun is the fenced terminal write, with f.Events in the same
-	// transaction; false when the lease is gone.
+	// transaction; false when the lease is gone. The daemon finishes runs
+	// through AppendRows (Rows.Finishes) and calls this only for a finish
+	// whose batch the database rejected.
 	FinishRun(ctx context.Context, f Finish) (bool, error)
 	// ReleaseRun puts a leased run back to queued (graceful shutdown before action).
 	ReleaseRun(ctx context.Context, lease Lease, reason string) (bool, error)

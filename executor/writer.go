@@ -92,11 +92,12 @@ func (b *batch) add(it item) {
 
 func (b *batch) rows() int { return len(b.events) + len(b.steps) + len(b.phases) + len(b.finishes) }
 
-// Writer batches event rows, step rows and phase changes of all runs into
-// one call per flush (a group commit). Rows of
-// one run keep their order; a failed batch is retried (idempotently, by
-// (run_id, seq) and (run_id, idx)) until it is written, while the bounded
-// queue applies back-pressure to the runs instead of dropping anything.
+// Writer batches event rows, step rows, phase changes and finishes of all
+// runs into one call per flush (a group commit). Rows of one run keep their
+// order; a failed batch is retried (idempotently, by (run_id, seq) and
+// (run_id, idx); a phase only moves forward; a replayed finish is refused)
+// until it is written, while the bounded queue applies back-pressure to the
+// runs instead of dropping anything.
 type Writer struct {
 	store   Store
 	worker  string // the writing daemon's worker id: rows are fenced by (worker, attempt)
