@@ -342,11 +342,24 @@ BEGIN
         ORDER BY x.priority, x.created_at, x.id
         LIMIT p_limit * 2 + 8)
       UNION ALL
-      (SELECT h.id, h.session_id, h.priority, h.created_at FROM (
-          SELECT DISTINCT ON (x.session_id) x.id, x.session_id, x.priority, x.created_at, x.not_before
-            FROM public.runs x
-           WHERE x.status = 'queued' AND x.lane = p_lane AND x.session_id IS NOT NULL
-           ORDER BY x.session_id, x.priority, x.created_at, x.id) h
+      -- The head of each session with queued runs in the lane: the
+      -- sessions are walked one index probe each (a loose index scan over
+      -- runs_claim_session_idx), then one probe per head, so a claim costs
+      -- as many probes as there are sessions, not a sort of the whole queue.
+      (WITH RECURSIVE s (session_id) AS (
+          (SELECT x.session_id FROM public.runs x
+            WHERE x.status = 'queued' AND x.lane = p_lane AND x.session_id IS NOT NULL
+            ORDER BY x.session_id LIMIT 1)
+          UNION ALL
+          SELECT (SELECT x.session_id FROM public.runs x
+                   WHERE x.status = 'queued' AND x.lane = p_lane AND x.session_id IS NOT NULL
+                     AND x.session_id > s.session_id
+                   ORDER BY x.session_id LIMIT 1)
+            FROM s WHERE s.session_id IS NOT NULL)
+       SELECT h.id, h.session_id, h.priority, h.created_at FROM s CROSS JOIN LATERAL (
+          SELECT x.id, x.session_id, x.priority, x.created_at, x.not_before FROM public.runs x
+           WHERE x.status = 'queued' AND x.lane = p_lane AND x.session_id = s.session_id
+           ORDER BY x.priority, x.created_at, x.id LIMIT 1) h
         WHERE (h.not_before IS NULL OR h.not_before <= v_now)
           AND NOT EXISTS (
           SELECT 1 FROM public.runs a
