@@ -213,6 +213,21 @@ func (e *Emitter) pushLocked(level, source, message string, data json.RawMessage
 	return nil
 }
 
+// RecordPhase stamps later events with phase and queues the change of the
+// run's phase (runs.phase) with the run's rows: it is stored, fenced, with
+// the next flush. For the changes that need not be synchronous (all but the
+// change into action).
+func (e *Emitter) RecordPhase(phase string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.phase = phase
+	pc := &PhaseChange{RunID: e.runID, Attempt: e.attempt, Phase: phase, gen: e.gen}
+	if err := e.writer.enqueue(e.ctx, item{phase: pc}); err != nil {
+		return fmt.Errorf("queue phase %s of run %s: %w", phase, e.runID, err)
+	}
+	return nil
+}
+
 // nextLocked numbers and stamps the next event.
 func (e *Emitter) nextLocked(level, source, message string, data json.RawMessage) *Event {
 	e.seq++

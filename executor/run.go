@@ -159,12 +159,32 @@ func (x *execution) phases() outcome {
 	return outcome{status: StatusSuccess}
 }
 
+// batchedPhase reports whether entering phase is recorded with the run's
+// batched rows (the writer's next flush) rather than by its own call. The
+// reaper only asks whether a run reached its action phase, so only the
+// change into action (and into approval, which the UI waits on) needs its
+// own synchronous, fenced call; a phase change that lands late is harmless
+// either way, since a run's stored phase only moves forward.
+func batchedPhase(phase string) bool {
+	return phase == PhasePreflight || phase == PhaseVerify || phase == PhaseSummarize
+}
+
 // enterPhase records the phase in runs.phase (fenced) and announces it.
 func (x *execution) enterPhase(phase string) (outcome, bool) {
+	if batchedPhase(phase) {
+		x.mu.Lock()
+		x.phase = phase
+		x.mu.Unlock()
+		if err := x.emitter.RecordPhase(phase); err != nil {
+			return x.classify(phase, err), true
+		}
+		_ = x.rc.Info("System", phase+" started", nil)
+		return outcome{}, false
+	}
 	x.setPhase(phase)
-	// claim_run already recorded validate; every later phase is written
-	// before it starts, so the reaper never mistakes an action for a
-	// preflight.
+	// claim_run already recorded validate; the change into approval or
+	// action is written before the phase starts, so the reaper never
+	// mistakes an action for a preflight.
 	if phase != PhaseValidate || x.run.Phase == nil || *x.run.Phase != PhaseValidate {
 		ok, err := x.d.retryStore(x.ctx, func(ctx context.Context) (bool, error) {
 			return x.d.store.SetPhase(ctx, x.lease, phase)
@@ -316,10 +336,10 @@ func (x *execution) finish(out outcome, log *zap.Logger) {
 	if err := x.emitter.Close(); err != nil {
 		log.Warn("flush chatty output", zap.Error(err))
 	}
-	if err := d.writer.Sync(ctx); err != nil {
-		log.Error("events not stored before finishing the run", zap.Error(err))
-	}
 	if out.release {
+		if err := d.writer.Sync(ctx); err != nil {
+			log.Error("events not stored before releasing the run", zap.Error(err))
+		}
 		if _, err := d.retryStore(ctx, func(ctx context.Context) (bool, error) {
 			return d.store.ReleaseRun(ctx, x.lease, out.message)
 		}); err != nil {
@@ -328,7 +348,9 @@ func (x *execution) finish(out outcome, log *zap.Logger) {
 		d.metrics.RunsFinished.WithLabelValues("released", x.run.Kind).Inc()
 		return
 	}
-	// The final event goes with the fenced finish, in one transaction.
+	// The final event goes with the fenced finish, in one transaction: the
+	// writer's next flush, after every row of the run queued before it and
+	// together with the rows and finishes of other runs (group commit).
 	var final Event
 	var err error
 	switch out.status {
@@ -349,7 +371,7 @@ func (x *execution) finish(out outcome, log *zap.Logger) {
 	if err == nil {
 		f.Events = []Event{final}
 	}
-	ok, err := d.retryStore(ctx, func(ctx context.Context) (bool, error) { return d.store.FinishRun(ctx, f) })
+	ok, err := d.writer.Finish(ctx, f, x.emitter.gen)
 	switch {
 	case err != nil:
 		log.Error("finish run; the reaper will settle it", zap.String("status", out.status), zap.Error(err))

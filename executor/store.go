@@ -183,6 +183,24 @@ type Finish struct {
 type Rows struct {
 	Events []Event
 	Steps  []Step
+	// Phases are phase changes written with the rows (the pre-action and
+	// post-action phases; the change into action is synchronous, SetPhase).
+	// A run's phase only moves forward: a change to an earlier phase than
+	// the stored one is ignored.
+	Phases []PhaseChange
+	// Finishes are terminal writes made after the batch's rows, in the
+	// same transaction: each one's Events (its final event) land with its
+	// status or not at all. A finish whose lease is refused was not made.
+	Finishes []Finish
+}
+
+// PhaseChange records that one attempt of a run entered a phase.
+type PhaseChange struct {
+	RunID   string `json:"run_id"`
+	Attempt int    `json:"attempt"`
+	Phase   string `json:"phase"`
+
+	gen uint64 // the writing attempt's generation (Writer.Forget); not stored
 }
 
 // ReapResult is one run the reaper acted on.
@@ -247,7 +265,9 @@ type Store interface {
 	// SetPhase records the current phase of a leased run; false when the lease is gone.
 	SetPhase(ctx context.Context, lease Lease, phase string) (bool, error)
 	// FinishRun is the fenced terminal write, with f.Events in the same
-	// transaction; false when the lease is gone.
+	// transaction; false when the lease is gone. The daemon finishes runs
+	// through AppendRows (Rows.Finishes) and calls this only for a finish
+	// whose batch the database rejected.
 	FinishRun(ctx context.Context, f Finish) (bool, error)
 	// ReleaseRun puts a leased run back to queued (graceful shutdown before action).
 	ReleaseRun(ctx context.Context, lease Lease, reason string) (bool, error)
@@ -255,8 +275,8 @@ type Store interface {
 	// deadline their owner set; no caller chooses it).
 	ReapStale(ctx context.Context) ([]ReapResult, error)
 
-	// AppendRows stores a batch of events and step rows in one call, fenced
-	// by (worker, each row's attempt), and returns the leases whose rows
+	// AppendRows stores a batch of events, step rows and phase changes in
+	// one call, fenced by (worker, each row's attempt), and returns the leases whose rows
 	// were refused because the attempt no longer holds its run. Events whose
 	// (run_id, seq) exist are ignored and steps are upserted by (run_id,
 	// idx), so a retried batch is idempotent.

@@ -3,6 +3,7 @@ package executor
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,18 +40,64 @@ func (c *WriterConfig) defaults() {
 	}
 }
 
-// item is what the writer queue carries: an event row, a step row, or a
-// barrier that is released once everything queued before it is written.
+// item is what the writer queue carries: an event row, a step row, a phase
+// change, or a barrier that is released once everything queued before it is
+// written.
 type item struct {
 	event   *Event
 	step    *Step
+	phase   *PhaseChange
+	finish  *pendingFinish
 	barrier chan struct{}
 }
 
-// Writer batches event and step rows of all runs into few inserts. Rows of
-// one run keep their order; a failed batch is retried (idempotently, by
-// (run_id, seq) and (run_id, idx)) until it is written, while the bounded
-// queue applies back-pressure to the runs instead of dropping anything.
+// pendingFinish is a run's terminal write waiting for the writer's next
+// flush; the writer answers on done (buffered) exactly once.
+type pendingFinish struct {
+	f    Finish
+	gen  uint64
+	done chan finishResult
+}
+
+type finishResult struct {
+	ok  bool // the run is finished; false when its lease was gone
+	err error
+}
+
+func (p *pendingFinish) reply(ok bool, err error) { p.done <- finishResult{ok, err} }
+
+// batch is the rows of one flush.
+type batch struct {
+	events   []Event
+	steps    []Step
+	phases   []PhaseChange
+	finishes []*pendingFinish
+	barriers []chan struct{}
+}
+
+func (b *batch) add(it item) {
+	switch {
+	case it.event != nil:
+		b.events = append(b.events, *it.event)
+	case it.step != nil:
+		b.steps = append(b.steps, *it.step)
+	case it.phase != nil:
+		b.phases = append(b.phases, *it.phase)
+	case it.finish != nil:
+		b.finishes = append(b.finishes, it.finish)
+	case it.barrier != nil:
+		b.barriers = append(b.barriers, it.barrier)
+	}
+}
+
+func (b *batch) rows() int { return len(b.events) + len(b.steps) + len(b.phases) + len(b.finishes) }
+
+// Writer batches event rows, step rows, phase changes and finishes of all
+// runs into one call per flush (a group commit). Rows of one run keep their
+// order; a failed batch is retried (idempotently, by (run_id, seq) and
+// (run_id, idx); a phase only moves forward; a replayed finish is refused)
+// until it is written, while the bounded queue applies back-pressure to the
+// runs instead of dropping anything.
 type Writer struct {
 	store   Store
 	worker  string // the writing daemon's worker id: rows are fenced by (worker, attempt)
@@ -178,23 +225,21 @@ func (w *Writer) loop() {
 	defer close(w.done)
 	defer w.stop()
 	var (
-		events    []Event
-		steps     []Step
-		barriers  []chan struct{}
+		b         batch
 		oldest    time.Time
 		lastFlush time.Time
 		timer     = time.NewTimer(time.Hour)
 	)
 	timer.Stop()
 	flush := func() {
-		if len(events) > 0 || len(steps) > 0 {
-			w.write(events, steps, oldest)
+		if b.rows() > 0 {
+			w.write(b, oldest)
 			lastFlush = time.Now()
 		}
-		for _, b := range barriers {
-			close(b)
+		for _, c := range b.barriers {
+			close(c)
 		}
-		events, steps, barriers = events[:0], steps[:0], barriers[:0]
+		b = batch{events: b.events[:0], steps: b.steps[:0], phases: b.phases[:0], finishes: b.finishes[:0], barriers: b.barriers[:0]}
 		oldest = time.Time{}
 	}
 	for {
@@ -204,14 +249,7 @@ func (w *Writer) loop() {
 				flush()
 				return
 			}
-			switch {
-			case it.event != nil:
-				events = append(events, *it.event)
-			case it.step != nil:
-				steps = append(steps, *it.step)
-			case it.barrier != nil:
-				barriers = append(barriers, it.barrier)
-			}
+			b.add(it)
 			// The first row after a quiet flush interval is written at
 			// once (with whatever is already queued), so a run's first
 			// event is not held back; rows that follow a write wait up to
@@ -223,19 +261,24 @@ func (w *Writer) loop() {
 				idle = oldest.Sub(lastFlush) >= w.cfg.FlushInterval
 				timer.Reset(w.cfg.FlushInterval)
 			}
-			// A barrier, a full batch or an idle writer flushes now;
-			// otherwise keep collecting until the flush interval is up.
-			if idle || it.barrier != nil || len(events)+len(steps) >= w.cfg.BatchSize {
-				w.drainReady(&events, &steps, &barriers)
+			// A barrier, a finish, a full batch or an idle writer flushes
+			// now; otherwise keep collecting until the flush interval is
+			// up. Finishes that arrive while a flush is under way go
+			// together in the next one (group commit).
+			if idle || it.barrier != nil || it.finish != nil || b.rows() >= w.cfg.BatchSize {
+				w.drainReady(&b)
 				flush()
 				timer.Stop()
 			}
 		case <-timer.C:
-			w.drainReady(&events, &steps, &barriers)
+			w.drainReady(&b)
 			flush()
 		case <-w.ctx.Done():
-			for _, b := range barriers {
-				close(b)
+			for _, c := range b.barriers {
+				close(c)
+			}
+			for _, p := range b.finishes {
+				p.reply(false, errWriterStopped)
 			}
 			return
 		}
@@ -243,22 +286,15 @@ func (w *Writer) loop() {
 }
 
 // drainReady takes what is already queued (without waiting) up to a batch,
-// so one insert carries as much as is available.
-func (w *Writer) drainReady(events *[]Event, steps *[]Step, barriers *[]chan struct{}) {
-	for len(*events)+len(*steps) < w.cfg.BatchSize {
+// so one call carries as much as is available.
+func (w *Writer) drainReady(b *batch) {
+	for b.rows() < w.cfg.BatchSize {
 		select {
 		case it, ok := <-w.queue:
 			if !ok {
 				return
 			}
-			switch {
-			case it.event != nil:
-				*events = append(*events, *it.event)
-			case it.step != nil:
-				*steps = append(*steps, *it.step)
-			case it.barrier != nil:
-				*barriers = append(*barriers, it.barrier)
-			}
+			b.add(it)
 		default:
 			return
 		}
@@ -270,26 +306,32 @@ func (w *Writer) drainReady(events *[]Event, steps *[]Step, barriers *[]chan str
 // is safe: the write is idempotent. A permanent failure (a row the database
 // rejects) is narrowed down by halving the batch, so only the bad row is
 // dropped, and loudly, while the rest of the batch is stored.
-func (w *Writer) write(events []Event, steps []Step, oldest time.Time) {
-	steps = lastStepPerIdx(steps)
-	w.writeRows(events, steps)
+func (w *Writer) write(b batch, oldest time.Time) {
+	rows := Rows{Events: b.events, Steps: lastStepPerIdx(b.steps), Phases: b.phases}
+	if len(b.finishes) == 0 {
+		w.writeRows(rows)
+	} else {
+		w.writeWithFinishes(rows, b.finishes)
+	}
 	if w.metrics != nil {
-		w.metrics.EventRows.Add(float64(len(events)))
+		w.metrics.EventRows.Add(float64(len(b.events)))
 		w.metrics.FlushLatency.Observe(time.Since(oldest).Seconds())
 	}
 }
 
-func (w *Writer) writeRows(events []Event, steps []Step) {
-	if len(events)+len(steps) == 0 {
+func (w *Writer) writeRows(r Rows) {
+	n := len(r.Events) + len(r.Steps) + len(r.Phases)
+	if n == 0 {
 		return
 	}
 	var refused []Lease
 	err := w.retry("rows", func(ctx context.Context) error {
 		rows := Rows{
-			Events: liveRows(w, events, func(e Event) uint64 { return e.gen }),
-			Steps:  liveRows(w, steps, func(s Step) uint64 { return s.gen }),
+			Events: liveRows(w, r.Events, func(e Event) uint64 { return e.gen }),
+			Steps:  liveRows(w, r.Steps, func(s Step) uint64 { return s.gen }),
+			Phases: liveRows(w, r.Phases, func(p PhaseChange) uint64 { return p.gen }),
 		}
-		if len(rows.Events)+len(rows.Steps) == 0 {
+		if len(rows.Events)+len(rows.Steps)+len(rows.Phases) == 0 {
 			return nil
 		}
 		var err error
@@ -307,21 +349,121 @@ func (w *Writer) writeRows(events []Event, steps []Step) {
 		return
 	}
 	switch {
-	case len(events)+len(steps) == 1 && len(events) == 1:
-		w.log.Error("event rejected by the database; dropped", zap.String("run_id", events[0].RunID),
-			zap.Int("seq", events[0].Seq), zap.Error(err))
-	case len(events)+len(steps) == 1:
-		w.log.Error("run step rejected by the database; dropped", zap.String("run_id", steps[0].RunID),
-			zap.Int("idx", steps[0].Idx), zap.Error(err))
-	case len(events) > 0 && len(steps) > 0:
-		w.writeRows(events, nil)
-		w.writeRows(nil, steps)
-	case len(events) > 0:
-		w.writeRows(events[:len(events)/2], nil)
-		w.writeRows(events[len(events)/2:], nil)
+	case n == 1 && len(r.Events) == 1:
+		w.log.Error("event rejected by the database; dropped", zap.String("run_id", r.Events[0].RunID),
+			zap.Int("seq", r.Events[0].Seq), zap.Error(err))
+	case n == 1 && len(r.Steps) == 1:
+		w.log.Error("run step rejected by the database; dropped", zap.String("run_id", r.Steps[0].RunID),
+			zap.Int("idx", r.Steps[0].Idx), zap.Error(err))
+	case n == 1:
+		w.log.Error("phase change rejected by the database; dropped", zap.String("run_id", r.Phases[0].RunID),
+			zap.String("phase", r.Phases[0].Phase), zap.Error(err))
+	case len(r.Events) > 0 && len(r.Events) < n:
+		w.writeRows(Rows{Events: r.Events})
+		w.writeRows(Rows{Steps: r.Steps, Phases: r.Phases})
+	case len(r.Steps) > 0 && len(r.Steps) < n:
+		w.writeRows(Rows{Steps: r.Steps})
+		w.writeRows(Rows{Phases: r.Phases})
+	case len(r.Events) > 0:
+		w.writeRows(Rows{Events: r.Events[:len(r.Events)/2]})
+		w.writeRows(Rows{Events: r.Events[len(r.Events)/2:]})
+	case len(r.Steps) > 0:
+		w.writeRows(Rows{Steps: r.Steps[:len(r.Steps)/2]})
+		w.writeRows(Rows{Steps: r.Steps[len(r.Steps)/2:]})
 	default:
-		w.writeRows(nil, steps[:len(steps)/2])
-		w.writeRows(nil, steps[len(steps)/2:])
+		w.writeRows(Rows{Phases: r.Phases[:len(r.Phases)/2]})
+		w.writeRows(Rows{Phases: r.Phases[len(r.Phases)/2:]})
+	}
+}
+
+// writeWithFinishes stores rows and finishes in one call and tells each
+// finish how it went. When the database rejects the batch, the rows are
+// narrowed down as writeRows does and each finish is made on its own
+// (FinishRun, with its final event), so one bad row fails no finish.
+func (w *Writer) writeWithFinishes(r Rows, fins []*pendingFinish) {
+	var (
+		refused []Lease
+		sent    []*pendingFinish
+	)
+	err := w.retry("rows and finishes", func(ctx context.Context) error {
+		sent = sent[:0]
+		rows := Rows{
+			Events: liveRows(w, r.Events, func(e Event) uint64 { return e.gen }),
+			Steps:  liveRows(w, r.Steps, func(s Step) uint64 { return s.gen }),
+			Phases: liveRows(w, r.Phases, func(p PhaseChange) uint64 { return p.gen }),
+		}
+		for _, p := range fins {
+			if !w.isLost(p.gen) {
+				sent = append(sent, p)
+				rows.Finishes = append(rows.Finishes, p.f)
+			}
+		}
+		var err error
+		refused, err = w.store.AppendRows(ctx, w.worker, rows)
+		return err
+	})
+	if err != nil && w.ctx.Err() == nil {
+		w.writeRows(r)
+		for _, p := range fins {
+			w.finishAlone(p)
+		}
+		return
+	}
+	if len(refused) > 0 {
+		w.log.Warn("rows refused by the database: these attempts no longer hold their runs",
+			zap.Int("leases", len(refused)), zap.String("run_id", refused[0].RunID), zap.Int("attempt", refused[0].Attempt))
+		if w.onRefused != nil {
+			w.onRefused(refused)
+		}
+	}
+	for _, p := range fins {
+		switch {
+		case err != nil:
+			p.reply(false, err)
+		case !slices.Contains(sent, p):
+			p.reply(false, nil) // its attempt lost the run meanwhile
+		default:
+			p.reply(!slices.Contains(refused, Lease{RunID: p.f.RunID, Worker: w.worker, Attempt: p.f.Attempt}), nil)
+		}
+	}
+}
+
+// finishAlone makes one finish by its own call.
+func (w *Writer) finishAlone(p *pendingFinish) {
+	if w.isLost(p.gen) {
+		p.reply(false, nil)
+		return
+	}
+	var ok bool
+	err := w.retry("finish", func(ctx context.Context) error {
+		var err error
+		ok, err = w.store.FinishRun(ctx, p.f)
+		return err
+	})
+	p.reply(ok, err)
+}
+
+// Finish queues a run's terminal write (with its final event, f.Events)
+// behind every row queued before it and waits until it is stored: in the
+// writer's next flush, one transaction with the rows of that flush. gen is
+// the run attempt's emitter generation. False when the lease was gone.
+func (w *Writer) Finish(ctx context.Context, f Finish, gen uint64) (bool, error) {
+	p := &pendingFinish{f: f, gen: gen, done: make(chan finishResult, 1)}
+	if err := w.enqueue(ctx, item{finish: p}); err != nil {
+		return false, err
+	}
+	select {
+	case r := <-p.done:
+		return r.ok, r.err
+	case <-ctx.Done():
+		return false, context.Cause(ctx)
+	case <-w.done:
+		select {
+		case r := <-p.done:
+			return r.ok, r.err
+		default:
+			return false, errWriterStopped
+		}
 	}
 }
 

@@ -477,15 +477,15 @@ func uuidString(u pgtype.UUID) string {
 // returns the leases whose rows were refused.
 func (s *PGStore) AppendRows(ctx context.Context, worker string, r executor.Rows) ([]executor.Lease, error) {
 	const op = "append_run_rows"
-	events, steps, err := rowsArgs(op, r)
+	a, err := newRowsArgs(op, r)
 	if err != nil {
 		return nil, err
 	}
-	if events == nil && steps == nil {
+	if a.empty() {
 		return nil, nil
 	}
-	rows, err := s.pool.Query(ctx, `SELECT run_id::text, attempt FROM public.append_run_rows($1, $2::jsonb, $3::jsonb)`,
-		worker, jsonArg(events), jsonArg(steps))
+	rows, err := s.pool.Query(ctx, `SELECT run_id::text, attempt FROM public.append_run_rows($1, $2::jsonb, $3::jsonb, $4::jsonb, $5::jsonb)`,
+		worker, jsonArg(a.events), jsonArg(a.steps), jsonArg(a.phases), jsonArg(a.finishes))
 	if err != nil {
 		return nil, pgError(ctx, op, err)
 	}

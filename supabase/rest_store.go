@@ -179,17 +179,24 @@ func (s *RESTStore) ReapStale(ctx context.Context) ([]executor.ReapResult, error
 // retry) and returns the leases whose rows were refused.
 func (s *RESTStore) AppendRows(ctx context.Context, worker string, r executor.Rows) ([]executor.Lease, error) {
 	const op = "append_run_rows"
-	events, steps, err := rowsArgs(op, r)
+	a, err := newRowsArgs(op, r)
 	if err != nil {
 		return nil, err
 	}
-	if events == nil && steps == nil {
+	if a.empty() {
 		return nil, nil
 	}
+	args := map[string]any{"p_worker": worker, "p_events": a.events, "p_steps": a.steps}
+	if a.phases != nil {
+		args["p_phases"] = a.phases
+	}
+	if a.finishes != nil {
+		args["p_finishes"] = a.finishes
+	}
 	var refused []executor.Lease
-	if _, err := s.rpc(ctx, op, map[string]any{"p_worker": worker, "p_events": events, "p_steps": steps},
-		restRetrySafe, &refused); err != nil {
-		return nil, fmt.Errorf("append %d events and %d steps: %w", len(r.Events), len(r.Steps), err)
+	if _, err := s.rpc(ctx, op, args, restRetrySafe, &refused); err != nil {
+		return nil, fmt.Errorf("append %d events, %d steps, %d phase changes and %d finishes: %w",
+			len(r.Events), len(r.Steps), len(r.Phases), len(r.Finishes), err)
 	}
 	for i := range refused {
 		refused[i].Worker = worker

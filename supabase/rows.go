@@ -86,19 +86,68 @@ func stepRows(op string, steps []executor.Step) ([]stepRow, error) {
 	return rows, nil
 }
 
-// rowsArgs is the arguments of append_run_rows: NULL for an empty list.
-func rowsArgs(op string, r executor.Rows) (events, steps any, err error) {
-	if len(r.Events) > 0 {
-		if events, err = eventRows(op, r.Events); err != nil {
-			return nil, nil, err
+// finishRow is a finish as append_run_rows reads it.
+type finishRow struct {
+	RunID        string          `json:"run_id"`
+	Attempt      int             `json:"attempt"`
+	Status       string          `json:"status"`
+	ErrorMessage *string         `json:"error_message"`
+	Output       json.RawMessage `json:"output"`
+}
+
+// rowsArgs is the arguments of append_run_rows (NULL for an empty list).
+// The finishes' final events go with the batch's events, stamped with their
+// finish's run and attempt.
+type rowsArgs struct {
+	events, steps, phases, finishes any
+}
+
+func (a rowsArgs) empty() bool {
+	return a.events == nil && a.steps == nil && a.phases == nil && a.finishes == nil
+}
+
+func newRowsArgs(op string, r executor.Rows) (rowsArgs, error) {
+	var a rowsArgs
+	events := r.Events
+	if len(r.Finishes) > 0 {
+		events = append([]executor.Event(nil), r.Events...)
+		fins := make([]finishRow, len(r.Finishes))
+		for i, f := range r.Finishes {
+			if f.Attempt < 1 {
+				return a, invalidInput(op, "finish of run %s has attempt %d: rows carry the writing attempt (>= 1)", f.RunID, f.Attempt)
+			}
+			fins[i] = finishRow{RunID: f.RunID, Attempt: f.Attempt, Status: f.Status,
+				ErrorMessage: restNilIfEmpty(f.ErrorMessage), Output: restRaw(f.Output)}
+			for _, e := range f.Events {
+				e.RunID, e.Attempt = f.RunID, f.Attempt
+				events = append(events, e)
+			}
 		}
+		a.finishes = fins
+	}
+	if len(events) > 0 {
+		rows, err := eventRows(op, events)
+		if err != nil {
+			return a, err
+		}
+		a.events = rows
 	}
 	if len(r.Steps) > 0 {
-		if steps, err = stepRows(op, r.Steps); err != nil {
-			return nil, nil, err
+		rows, err := stepRows(op, r.Steps)
+		if err != nil {
+			return a, err
 		}
+		a.steps = rows
 	}
-	return events, steps, nil
+	if len(r.Phases) > 0 {
+		for _, p := range r.Phases {
+			if p.Attempt < 1 {
+				return a, invalidInput(op, "phase change of run %s has attempt %d: rows carry the writing attempt (>= 1)", p.RunID, p.Attempt)
+			}
+		}
+		a.phases = r.Phases
+	}
+	return a, nil
 }
 
 // leaseSeconds is a lease duration in whole seconds, rounded up, at least 1

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"time"
 
 	"go.uber.org/zap"
@@ -36,8 +37,16 @@ func (s *observed) ClaimRuns(ctx context.Context, req executor.ClaimRequest) ([]
 
 func (s *observed) AppendRows(ctx context.Context, worker string, rows executor.Rows) ([]executor.Lease, error) {
 	refused, err := s.Store.AppendRows(ctx, worker, rows)
+	now := time.Now()
 	if err == nil && s.appended != nil && len(rows.Events) > 0 {
-		s.appended(rows.Events, time.Now())
+		s.appended(rows.Events, now)
+	}
+	if err == nil && s.finished != nil {
+		for _, f := range rows.Finishes { // finishes made with the batch
+			if !slices.Contains(refused, f.Lease) {
+				s.finished(f, now)
+			}
+		}
 	}
 	return refused, err
 }

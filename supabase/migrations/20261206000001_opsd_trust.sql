@@ -121,13 +121,32 @@ LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
    FOR SHARE OF r
 $$;
 
--- append_run_rows stores a batch of events and step rows of several runs in
--- one transaction. Each row names its run and the attempt that wrote it;
--- rows are stored only for runs in flight under (p_worker, attempt). It
--- returns the (run, attempt) pairs whose rows were refused (the lease is
--- gone: reaped, finished, or claimed again). Retrying a batch is a no-op:
--- events conflict on (run_id, seq), steps are upserted on (run_id, idx).
-CREATE OR REPLACE FUNCTION public.append_run_rows(p_worker text, p_events jsonb DEFAULT NULL, p_steps jsonb DEFAULT NULL)
+-- opsd_phase_rank orders the phases of a run: a phase change recorded
+-- through append_run_rows only moves a run forward, so a batched change
+-- that lands after a later synchronous one (the action phase) is ignored.
+CREATE OR REPLACE FUNCTION public.opsd_phase_rank(p_phase text) RETURNS int
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, public AS $$
+  SELECT coalesce(array_position(ARRAY['validate', 'preflight', 'approval', 'action', 'verify', 'summarize'], p_phase), 0)
+$$;
+
+-- append_run_rows stores a batch of events, step rows, phase changes and
+-- finishes of several runs in one transaction (the daemon's group commit,
+-- one call per flush instead of a round trip per row kind and per run). A
+-- finish is finish_run's terminal write (p_finishes rows: run_id, attempt,
+-- status, error_message, output), made after the batch's rows, so a run's
+-- final event (in p_events) and its status land together. Each row
+-- names its run and the attempt that wrote it; rows are stored only for runs
+-- in flight under (p_worker, attempt). It returns the (run, attempt) pairs
+-- whose rows were refused (the lease is gone: reaped, finished, or claimed
+-- again). Retrying a batch is a no-op: events conflict on (run_id, seq),
+-- steps are upserted on (run_id, idx), and a phase change only moves a run's
+-- phase forward (opsd_phase_rank), so the synchronous change into action is
+-- never undone by a late batch. A replayed finish is refused (the run is
+-- finished), like a second finish_run.
+DROP FUNCTION IF EXISTS public.append_run_rows(text, jsonb, jsonb);
+DROP FUNCTION IF EXISTS public.append_run_rows(text, jsonb, jsonb, jsonb);
+CREATE OR REPLACE FUNCTION public.append_run_rows(p_worker text, p_events jsonb DEFAULT NULL, p_steps jsonb DEFAULT NULL,
+                                                  p_phases jsonb DEFAULT NULL, p_finishes jsonb DEFAULT NULL)
 RETURNS TABLE (run_id uuid, attempt int)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
 #variable_conflict use_column
@@ -139,14 +158,30 @@ BEGIN
   IF p_worker IS NULL OR btrim(p_worker) = '' THEN
     RAISE EXCEPTION 'append_run_rows: p_worker must be the writing worker id' USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  IF p_events IS NOT NULL AND jsonb_typeof(p_events) <> 'array' OR p_steps IS NOT NULL AND jsonb_typeof(p_steps) <> 'array' THEN
-    RAISE EXCEPTION 'append_run_rows: p_events and p_steps must be JSON arrays of rows' USING ERRCODE = 'invalid_parameter_value';
+  IF p_events IS NOT NULL AND jsonb_typeof(p_events) <> 'array' OR p_steps IS NOT NULL AND jsonb_typeof(p_steps) <> 'array'
+     OR p_phases IS NOT NULL AND jsonb_typeof(p_phases) <> 'array'
+     OR p_finishes IS NOT NULL AND jsonb_typeof(p_finishes) <> 'array' THEN
+    RAISE EXCEPTION 'append_run_rows: p_events, p_steps, p_phases and p_finishes must be JSON arrays of rows'
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF p_finishes IS NOT NULL AND EXISTS (
+      SELECT 1 FROM jsonb_to_recordset(p_finishes) AS f (status text)
+       WHERE f.status IS NULL OR f.status NOT IN ('success', 'error', 'canceled')) THEN
+    RAISE EXCEPTION 'append_run_rows: a finish''s status must be success, error or canceled' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF p_phases IS NOT NULL AND EXISTS (
+      SELECT 1 FROM jsonb_to_recordset(p_phases) AS p (phase text) WHERE public.opsd_phase_rank(p.phase) = 0) THEN
+    RAISE EXCEPTION 'append_run_rows: unknown phase in p_phases' USING ERRCODE = 'invalid_parameter_value';
   END IF;
   SELECT array_agg(k.run_id), array_agg(k.attempt) INTO v_ids, v_attempts FROM (
     SELECT DISTINCT x.run_id, x.attempt FROM (
       SELECT e.run_id, e.attempt FROM jsonb_to_recordset(coalesce(p_events, '[]')) AS e (run_id uuid, attempt int)
       UNION ALL
-      SELECT s.run_id, s.attempt FROM jsonb_to_recordset(coalesce(p_steps, '[]')) AS s (run_id uuid, attempt int)) x) k;
+      SELECT s.run_id, s.attempt FROM jsonb_to_recordset(coalesce(p_steps, '[]')) AS s (run_id uuid, attempt int)
+      UNION ALL
+      SELECT p.run_id, p.attempt FROM jsonb_to_recordset(coalesce(p_phases, '[]')) AS p (run_id uuid, attempt int)
+      UNION ALL
+      SELECT f.run_id, f.attempt FROM jsonb_to_recordset(coalesce(p_finishes, '[]')) AS f (run_id uuid, attempt int)) x) k;
   IF v_ids IS NULL THEN
     RETURN;
   END IF;
@@ -180,6 +215,31 @@ BEGIN
            started_at = excluded.started_at, finished_at = excluded.finished_at, error = excluded.error;
   END IF;
   PERFORM public.opsd_fenced_write(false);
+  IF p_phases IS NOT NULL THEN
+    -- The newest change of each run wins; the run only moves forward.
+    UPDATE public.runs x SET phase = p.phase, heartbeat_at = now()
+      FROM (SELECT DISTINCT ON (q.run_id) q.run_id, q.phase
+              FROM ROWS FROM (jsonb_to_recordset(p_phases) AS (run_id uuid, attempt int, phase text))
+                   WITH ORDINALITY AS q (run_id, attempt, phase, n)
+             ORDER BY q.run_id, q.n DESC) p
+     WHERE x.id = p.run_id AND x.id = ANY (v_held)
+       AND public.opsd_phase_rank(p.phase) > public.opsd_phase_rank(x.phase);
+  END IF;
+  IF p_finishes IS NOT NULL THEN
+    -- As finish_run: a run canceled meanwhile stays canceled, with the
+    -- message of its cancel or rejection when it has one.
+    UPDATE public.runs x
+       SET status = CASE WHEN x.status = 'canceled' THEN 'canceled' ELSE f.status END,
+           finished_at = clock_timestamp(), heartbeat_at = clock_timestamp(), lease_expires_at = NULL,
+           error_message = CASE WHEN x.status = 'canceled' AND x.rejected_at IS NOT NULL THEN x.error_message
+                                WHEN f.status = 'success' AND x.status <> 'canceled' THEN NULL
+                                ELSE coalesce(f.error_message, x.error_message) END,
+           output = coalesce(f.output, x.output)
+      FROM (SELECT DISTINCT ON (q.run_id) q.* FROM jsonb_to_recordset(p_finishes)
+              AS q (run_id uuid, attempt int, status text, error_message text, output jsonb)) f
+     WHERE x.id = f.run_id AND x.attempt = f.attempt AND x.id = ANY (v_held) AND x.claimed_by = p_worker
+       AND x.finished_at IS NULL AND x.status IN ('running', 'canceled');
+  END IF;
 
   RETURN QUERY SELECT t.id, t.attempt FROM unnest(v_ids, v_attempts) AS t (id, attempt)
     WHERE NOT t.id = ANY (v_held);
@@ -282,11 +342,24 @@ BEGIN
         ORDER BY x.priority, x.created_at, x.id
         LIMIT p_limit * 2 + 8)
       UNION ALL
-      (SELECT h.id, h.session_id, h.priority, h.created_at FROM (
-          SELECT DISTINCT ON (x.session_id) x.id, x.session_id, x.priority, x.created_at, x.not_before
-            FROM public.runs x
-           WHERE x.status = 'queued' AND x.lane = p_lane AND x.session_id IS NOT NULL
-           ORDER BY x.session_id, x.priority, x.created_at, x.id) h
+      -- The head of each session with queued runs in the lane: the
+      -- sessions are walked one index probe each (a loose index scan over
+      -- runs_claim_session_idx), then one probe per head, so a claim costs
+      -- as many probes as there are sessions, not a sort of the whole queue.
+      (WITH RECURSIVE s (session_id) AS (
+          (SELECT x.session_id FROM public.runs x
+            WHERE x.status = 'queued' AND x.lane = p_lane AND x.session_id IS NOT NULL
+            ORDER BY x.session_id LIMIT 1)
+          UNION ALL
+          SELECT (SELECT x.session_id FROM public.runs x
+                   WHERE x.status = 'queued' AND x.lane = p_lane AND x.session_id IS NOT NULL
+                     AND x.session_id > s.session_id
+                   ORDER BY x.session_id LIMIT 1)
+            FROM s WHERE s.session_id IS NOT NULL)
+       SELECT h.id, h.session_id, h.priority, h.created_at FROM s CROSS JOIN LATERAL (
+          SELECT x.id, x.session_id, x.priority, x.created_at, x.not_before FROM public.runs x
+           WHERE x.status = 'queued' AND x.lane = p_lane AND x.session_id = s.session_id
+           ORDER BY x.priority, x.created_at, x.id LIMIT 1) h
         WHERE (h.not_before IS NULL OR h.not_before <= v_now)
           AND NOT EXISTS (
           SELECT 1 FROM public.runs a
@@ -742,7 +815,7 @@ GRANT EXECUTE ON FUNCTION
   public.heartbeat_runs(text, uuid[], int[], int),
   public.finish_run(uuid, text, int, text, text, jsonb, jsonb), public.release_run(uuid, text, int, text),
   public.reap_stale_runs(), public.approve_run(uuid, text), public.reject_run(uuid, text, text),
-  public.append_run_rows(text, jsonb, jsonb), public.put_artifact(text, uuid, int, text, text, text),
+  public.append_run_rows(text, jsonb, jsonb, jsonb, jsonb), public.put_artifact(text, uuid, int, text, text, text),
   public.put_spec_doc(text, uuid, int, text, text, text)
 TO service_role;
 -- anon may call them only to be told, in words the UI can show, that it may not.

@@ -79,6 +79,8 @@ func Run(t *testing.T, h Harness) {
 		{"EventsAndArtifacts", testEventsAndArtifacts},
 		{"EventBatchReplay", testEventBatchReplay},
 		{"Steps", testSteps},
+		{"BatchedPhases", testBatchedPhases},
+		{"BatchedFinishes", testBatchedFinishes},
 		{"ClaimHeartbeatFinish", testClaimHeartbeatFinish},
 		{"ClaimToken", testClaimToken},
 		{"LaneRule", testLaneRule},
