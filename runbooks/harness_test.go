@@ -16,7 +16,7 @@ import (
 	"github.com/opscontrolroom/opsd/adapters"
 	"github.com/opscontrolroom/opsd/adapters/digitalocean/dotest"
 	"github.com/opscontrolroom/opsd/adapters/github/githubtest"
-	"github.com/opscontrolroom/opsd/adapters/supabase/supabasetest"
+	"github.com/opscontrolroom/opsd/adapters/supabaseadapter/supabasetest"
 	"github.com/opscontrolroom/opsd/adapters/vercel/verceltest"
 	"github.com/opscontrolroom/opsd/executor"
 	"github.com/opscontrolroom/opsd/internal/pgtest"
