@@ -14,7 +14,7 @@ import (
 	"github.com/opscontrolroom/opsd/executor"
 	"github.com/opscontrolroom/opsd/internal/pgtest"
 	"github.com/opscontrolroom/opsd/runbooks"
-	"github.com/opscontrolroom/opsd/supabase"
+	"github.com/opscontrolroom/opsd/supabase/pgstore"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -29,7 +29,7 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	db := pgtest.NewDB(t)
-	s, err := supabase.NewPGStore(context.Background(), supabase.PGConfig{URL: db.URL})
+	s, err := pgstore.New(context.Background(), pgstore.Config{URL: db.URL})
 	require.NoError(t, err)
 	t.Cleanup(s.Close)
 	return &env{t: t, db: db, store: s}

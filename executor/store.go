@@ -235,7 +235,7 @@ type RunFilter struct {
 }
 
 // Store is everything the daemon and the operator CLI need from Supabase. It is
-// implemented by supabase.PGStore (direct PostgreSQL) and supabase.RESTStore
+// implemented by pgstore.Store (direct PostgreSQL) and reststore.Store
 // (PostgREST with the service-role key). Errors are the typed errors of this
 // package (ErrNotFound, ErrConflict, ...), wrapped with what was being done.
 type Store interface {

@@ -20,7 +20,7 @@ import (
 	"github.com/opscontrolroom/opsd/adapters/vercel/verceltest"
 	"github.com/opscontrolroom/opsd/executor"
 	"github.com/opscontrolroom/opsd/internal/pgtest"
-	"github.com/opscontrolroom/opsd/supabase"
+	"github.com/opscontrolroom/opsd/supabase/pgstore"
 )
 
 func TestMain(m *testing.M) {
@@ -58,7 +58,7 @@ var workerSeq atomic.Int64
 func newWorld(t *testing.T) *world {
 	t.Helper()
 	w := &world{t: t, db: pgtest.NewDB(t)}
-	s, err := supabase.NewPGStore(context.Background(), supabase.PGConfig{URL: w.db.URL})
+	s, err := pgstore.New(context.Background(), pgstore.Config{URL: w.db.URL})
 	require.NoError(t, err)
 	t.Cleanup(s.Close)
 	w.store = s

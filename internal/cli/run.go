@@ -17,7 +17,7 @@ import (
 	"github.com/opscontrolroom/opsd/deploy"
 	"github.com/opscontrolroom/opsd/executor"
 	"github.com/opscontrolroom/opsd/internal/backoff"
-	"github.com/opscontrolroom/opsd/supabase"
+	"github.com/opscontrolroom/opsd/supabase/migrations"
 )
 
 func newRunCmd() *cobra.Command {
@@ -99,7 +99,7 @@ func runDaemon(ctx context.Context, e *env, autoMigrate bool, started func(*exec
 		}
 		addr = ln.Addr().String()
 		srv = executor.NewHTTPServer(addr, d.Handler(executor.HTTPConfig{
-			WebhookSecret: e.cfg.WebhookSecret, SchemaVersion: supabase.SchemaVersion()}))
+			WebhookSecret: e.cfg.WebhookSecret, SchemaVersion: migrations.SchemaVersion()}))
 		go func() {
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				e.log.Error("http server", zap.Error(err))

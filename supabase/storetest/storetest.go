@@ -1,6 +1,6 @@
 // Package storetest is the contract every executor.Store implementation
-// must meet: the same suite runs against supabase.PGStore (a direct
-// PostgreSQL connection) and supabase.RESTStore (PostgREST), each on a fresh
+// must meet: the same suite runs against pgstore.Store (a direct
+// PostgreSQL connection) and reststore.Store (PostgREST), each on a fresh
 // migrated database.
 //
 // It exercises every Store method, the mapping of failures to the store's

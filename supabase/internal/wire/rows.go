@@ -1,4 +1,4 @@
-package supabase
+package wire
 
 import (
 	"encoding/json"
@@ -40,38 +40,38 @@ type stepRow struct {
 	Error      *string         `json:"error"`
 }
 
-// eventRows checks and converts events: each needs a seq (>= 1, so a retry
+// EventRows checks and converts events: each needs a seq (>= 1, so a retry
 // is recognised) and its attempt (>= 1, the fence). A zero TS means now.
-func eventRows(op string, events []executor.Event) ([]eventRow, error) {
+func EventRows(op string, events []executor.Event) ([]eventRow, error) {
 	now := time.Now().UTC()
 	rows := make([]eventRow, len(events))
 	for i, e := range events {
 		if e.Seq < 1 {
-			return nil, invalidInput(op, "event %d of run %s has seq %d: seqs start at 1", i, e.RunID, e.Seq)
+			return nil, InvalidInput(op, "event %d of run %s has seq %d: seqs start at 1", i, e.RunID, e.Seq)
 		}
 		if e.Attempt < 1 {
-			return nil, invalidInput(op, "event %d of run %s has attempt %d: rows carry the writing attempt (>= 1)", i, e.RunID, e.Attempt)
+			return nil, InvalidInput(op, "event %d of run %s has attempt %d: rows carry the writing attempt (>= 1)", i, e.RunID, e.Attempt)
 		}
 		ts := e.TS
 		if ts.IsZero() {
 			ts = now
 		}
 		rows[i] = eventRow{RunID: e.RunID, Attempt: e.Attempt, Seq: e.Seq, TS: ts, Level: e.Level, Source: e.Source,
-			Message: e.Message, Data: restRaw(e.Data), Phase: restNilIfEmpty(e.Phase)}
+			Message: e.Message, Data: nullRaw(e.Data), Phase: nullString(e.Phase)}
 	}
 	return rows, nil
 }
 
-// stepRows converts steps: an empty Kind is "system", an empty Status
+// StepRows converts steps: an empty Kind is "system", an empty Status
 // "queued", no Args {}.
-func stepRows(op string, steps []executor.Step) ([]stepRow, error) {
+func StepRows(op string, steps []executor.Step) ([]stepRow, error) {
 	rows := make([]stepRow, len(steps))
 	for i, st := range steps {
 		if st.Attempt < 1 {
-			return nil, invalidInput(op, "step %d of run %s has attempt %d: rows carry the writing attempt (>= 1)", st.Idx, st.RunID, st.Attempt)
+			return nil, InvalidInput(op, "step %d of run %s has attempt %d: rows carry the writing attempt (>= 1)", st.Idx, st.RunID, st.Attempt)
 		}
 		rows[i] = stepRow{RunID: st.RunID, Attempt: st.Attempt, Idx: st.Idx, StepID: st.StepID, Title: st.Title,
-			Kind: st.Kind, Tool: st.Tool, Action: st.Action, Args: restRaw(st.Args), Status: st.Status,
+			Kind: st.Kind, Tool: st.Tool, Action: st.Action, Args: nullRaw(st.Args), Status: st.Status,
 			StartedAt: st.StartedAt, FinishedAt: st.FinishedAt, Error: st.Error}
 		if rows[i].Kind == "" {
 			rows[i].Kind = "system"
@@ -86,24 +86,24 @@ func stepRows(op string, steps []executor.Step) ([]stepRow, error) {
 	return rows, nil
 }
 
-// rowsArgs is the arguments of append_run_rows: NULL for an empty list.
-func rowsArgs(op string, r executor.Rows) (events, steps any, err error) {
+// RowsArgs is the arguments of append_run_rows: NULL for an empty list.
+func RowsArgs(op string, r executor.Rows) (events, steps any, err error) {
 	if len(r.Events) > 0 {
-		if events, err = eventRows(op, r.Events); err != nil {
+		if events, err = EventRows(op, r.Events); err != nil {
 			return nil, nil, err
 		}
 	}
 	if len(r.Steps) > 0 {
-		if steps, err = stepRows(op, r.Steps); err != nil {
+		if steps, err = StepRows(op, r.Steps); err != nil {
 			return nil, nil, err
 		}
 	}
 	return events, steps, nil
 }
 
-// leaseSeconds is a lease duration in whole seconds, rounded up, at least 1
+// LeaseSeconds is a lease duration in whole seconds, rounded up, at least 1
 // (default 30 s).
-func leaseSeconds(d time.Duration) int {
+func LeaseSeconds(d time.Duration) int {
 	if d <= 0 {
 		return 30
 	}
@@ -111,8 +111,8 @@ func leaseSeconds(d time.Duration) int {
 	return max(s, 1)
 }
 
-// leaseLost is the error of a write refused because the lease is gone.
-func leaseLost(op string, l executor.Lease) error {
+// LeaseLost is the error of a write refused because the lease is gone.
+func LeaseLost(op string, l executor.Lease) error {
 	return &executor.StoreError{Kind: executor.ErrLeaseLost, Op: op,
 		Message: fmt.Sprintf("run %s is no longer held by worker %s attempt %d", l.RunID, l.Worker, l.Attempt)}
 }
