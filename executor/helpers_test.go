@@ -19,11 +19,18 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
+// testStore is a backend as the tests use it: the daemon's store, read back
+// and fed as an operator.
+type testStore interface {
+	executor.Store
+	executor.OperatorStore
+}
+
 // env is one test's database, store and helpers.
 type env struct {
 	t     *testing.T
 	db    *pgtest.DB
-	store executor.Store
+	store testStore
 }
 
 func newEnv(t *testing.T) *env {

@@ -38,7 +38,7 @@ const testRepo = "acme/web"
 type world struct {
 	t       *testing.T
 	db      *pgtest.DB
-	store   executor.Store
+	store   *pgstore.Store
 	vercel  *verceltest.Server
 	project verceltest.Project
 	gh      *githubtest.Server

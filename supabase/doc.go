@@ -3,8 +3,9 @@
 //
 //   - migrations: the schema, as the .sql files the Supabase CLI applies
 //     (`supabase db push`), embedded and applied by `opsd migrate`;
-//   - pgstore: executor.Store over a direct PostgreSQL connection;
-//   - reststore: executor.Store over PostgREST with the service-role key;
+//   - pgstore: the store over a direct PostgreSQL connection;
+//   - reststore: the store over PostgREST with the service-role key;
+//   - internal/wire: the rows and arguments both stores encode alike;
 //   - storetest: the contract both stores pass;
 //   - storage: Supabase Storage, where artifacts too large for a row go.
 //

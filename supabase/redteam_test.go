@@ -218,10 +218,16 @@ func TestRedTeamBrowserRights(t *testing.T) {
 	assert.WithinDuration(t, time.Now(), *got.CanceledAt, time.Minute)
 }
 
+// fenceStore is a store the daemon writes through, read back as an operator.
+type fenceStore interface {
+	executor.Store
+	executor.OperatorStore
+}
+
 // fenceStores are the two ways the daemon writes: PostgREST with the
 // service-role key, and a direct connection.
-func fenceStores(rt *redTeam) map[string]executor.Store {
-	return map[string]executor.Store{"REST": rt.service, "direct": rt.direct}
+func fenceStores(rt *redTeam) map[string]fenceStore {
+	return map[string]fenceStore{"REST": rt.service, "direct": rt.direct}
 }
 
 func redEvent(runID string, attempt, seq int, msg string) executor.Event {

@@ -61,8 +61,16 @@ func newLogger(level, format string, r *redact.Redactor) (*zap.Logger, error) {
 	return zap.New(redact.NewCore(core, r)), nil
 }
 
+// cliStore is what the commands ask of a store: the daemon's part (run,
+// doctor) and the operator's (submit, tail, cancel, approve, status). Both
+// backends implement both.
+type cliStore interface {
+	executor.Store
+	executor.OperatorStore
+}
+
 // openStore opens the store the configuration selects.
-func openStore(ctx context.Context, e *env) (executor.Store, error) {
+func openStore(ctx context.Context, e *env) (cliStore, error) {
 	kind, err := e.cfg.StoreKind()
 	if err != nil {
 		return nil, &ExitError{Code: 2, Err: err}

@@ -68,12 +68,13 @@ func runDaemon(ctx context.Context, e *env, autoMigrate bool, started func(*exec
 			return err
 		}
 	}
-	store, err := openStore(ctx, e)
+	opened, err := openStore(ctx, e)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
-	if store, err = withArtifactStorage(e, store); err != nil {
+	defer opened.Close()
+	store, err := withArtifactStorage(e, opened)
+	if err != nil {
 		return err
 	}
 	if err := checkSchemaPatiently(ctx, store, e.log); err != nil {

@@ -21,7 +21,10 @@ import (
 	"github.com/opscontrolroom/opsd/supabase/internal/wire"
 )
 
-var _ executor.Store = (*Store)(nil)
+var (
+	_ executor.Store         = (*Store)(nil)
+	_ executor.OperatorStore = (*Store)(nil)
+)
 
 // Config configures a Store.
 type Config struct {

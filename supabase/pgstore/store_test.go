@@ -752,17 +752,20 @@ func BenchmarkAppendEvents(b *testing.B) {
 	})
 }
 
-// TestPGStoreContract runs the executor.Store contract suite against Store,
-// with a second store connected as role anon for the browser's privileges.
+// TestPGStoreContract runs the contract suites (the daemon's and the
+// operator's) against Store, with a second store connected as role anon for
+// the browser's privileges.
 func TestPGStoreContract(t *testing.T) {
-	storetest.Run(t, storetest.HarnessFunc(func(t *testing.T) *storetest.Env {
+	h := storetest.HarnessFunc(func(t *testing.T) *storetest.Env {
 		db := pgtest.NewDB(t)
 		return &storetest.Env{
 			Store: openPGStore(t, db.URL),
 			DB:    db.Pool,
 			Anon:  openPGStore(t, pgURLWithParam(db.URL, "role", "anon")),
 		}
-	}))
+	})
+	storetest.RunDaemon(t, h)
+	storetest.RunOperator(t, h)
 }
 
 // TestPGStoreExecModes runs the array-heavy calls in the query modes a

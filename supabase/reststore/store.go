@@ -23,7 +23,10 @@ type Store struct {
 	c *restClient
 }
 
-var _ executor.Store = (*Store)(nil)
+var (
+	_ executor.Store         = (*Store)(nil)
+	_ executor.OperatorStore = (*Store)(nil)
+)
 
 // New returns a store for the project at cfg.URL.
 func New(cfg Config) (*Store, error) {

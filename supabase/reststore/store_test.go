@@ -54,10 +54,12 @@ func eachPostgREST(t *testing.T, fn func(t *testing.T, kind resttest.Kind)) {
 
 func TestRESTStoreContract(t *testing.T) {
 	eachPostgREST(t, func(t *testing.T, kind resttest.Kind) {
-		storetest.Run(t, storetest.HarnessFunc(func(t *testing.T) *storetest.Env {
+		h := storetest.HarnessFunc(func(t *testing.T) *storetest.Env {
 			env, _ := restEnv(t, kind)
 			return env
-		}))
+		})
+		storetest.RunDaemon(t, h)
+		storetest.RunOperator(t, h)
 	})
 }
 
