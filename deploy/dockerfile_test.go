@@ -44,7 +44,8 @@ func TestDockerignoreKeepsTheBuildInputs(t *testing.T) {
 	assert.Contains(t, patterns, ".git")
 	// Everything `go build ./cmd/opsd` reads must stay in the context.
 	for _, keep := range []string{"go.mod", "go.sum", "cmd/opsd/main.go", "internal/redact/redact.go",
-		"deploy/sdnotify.go", "supabase/migrations/0001_init.sql", "executor/store.go"} {
+		"deploy/sdnotify.go", "supabase/migrations/0001_init.sql", "supabase/migrations/bootstrap/bootstrap.sql",
+		"executor/store.go"} {
 		for _, p := range patterns {
 			p = strings.TrimPrefix(p, "/")
 			ok, err := filepath.Match(p, keep)

@@ -14,22 +14,29 @@ import (
 	"github.com/opscontrolroom/opsd/executor"
 	"github.com/opscontrolroom/opsd/internal/pgtest"
 	"github.com/opscontrolroom/opsd/runbooks"
-	"github.com/opscontrolroom/opsd/supabase"
+	"github.com/opscontrolroom/opsd/supabase/pgstore"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// testStore is a backend as the tests use it: the daemon's store, read back
+// and fed as an operator.
+type testStore interface {
+	executor.Store
+	executor.OperatorStore
+}
 
 // env is one test's database, store and helpers.
 type env struct {
 	t     *testing.T
 	db    *pgtest.DB
-	store executor.Store
+	store testStore
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	db := pgtest.NewDB(t)
-	s, err := supabase.NewPGStore(context.Background(), supabase.PGConfig{URL: db.URL})
+	s, err := pgstore.New(context.Background(), pgstore.Config{URL: db.URL})
 	require.NoError(t, err)
 	t.Cleanup(s.Close)
 	return &env{t: t, db: db, store: s}

@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/opscontrolroom/opsd/executor"
-	"github.com/opscontrolroom/opsd/supabase"
+	"github.com/opscontrolroom/opsd/supabase/migrations"
 )
 
 func newHTTPTestServer(t *testing.T, h http.Handler) *httptest.Server {
@@ -39,7 +39,7 @@ func TestHTTPEndpoints(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	d := e.startDaemon(fastConfig(""), nil)
-	srv := newHTTPTestServer(t, d.Handler(executor.HTTPConfig{WebhookSecret: "s3cret-wake", SchemaVersion: supabase.SchemaVersion()}))
+	srv := newHTTPTestServer(t, d.Handler(executor.HTTPConfig{WebhookSecret: "s3cret-wake", SchemaVersion: migrations.SchemaVersion()}))
 	get := func(path string) (int, string) {
 		resp, err := srv.Client().Get(srv.URL + path)
 		require.NoError(t, err)

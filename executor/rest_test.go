@@ -9,7 +9,7 @@ import (
 
 	"github.com/opscontrolroom/opsd/internal/pgtest"
 	"github.com/opscontrolroom/opsd/internal/postgresttest"
-	"github.com/opscontrolroom/opsd/supabase"
+	"github.com/opscontrolroom/opsd/supabase/reststore"
 )
 
 // TestRESTOutageMidRun: the PostgREST server answers 503 to everything for
@@ -19,7 +19,7 @@ func TestRESTOutageMidRun(t *testing.T) {
 	t.Parallel()
 	db := pgtest.NewDB(t)
 	srv := postgresttest.New(t, db.URL, "test-jwt-secret-with-at-least-32-bytes!")
-	store, err := supabase.NewRESTStore(supabase.RESTConfig{URL: srv.URL, ServiceRoleKey: srv.ServiceKey()})
+	store, err := reststore.New(reststore.Config{URL: srv.URL, ServiceRoleKey: srv.ServiceKey()})
 	require.NoError(t, err)
 	t.Cleanup(store.Close)
 	e := &env{t: t, db: db, store: store}

@@ -252,10 +252,12 @@ type RunFilter struct {
 	Limit    int
 }
 
-// Store is everything the daemon and the operator CLI need from Supabase. It is
-// implemented by supabase.PGStore (direct PostgreSQL) and supabase.RESTStore
-// (PostgREST with the service-role key). Errors are the typed errors of this
-// package (ErrNotFound, ErrConflict, ...), wrapped with what was being done.
+// Store is what the daemon needs from Supabase: claim runs, hold their
+// leases, write their phases and rows, finish, release and reap them, read
+// templates and write spec docs. It is implemented by pgstore.Store (direct
+// PostgreSQL) and reststore.Store (PostgREST with the service-role key), which
+// also implement OperatorStore. Errors are the typed errors of this package
+// (ErrNotFound, ErrConflict, ...), wrapped with what was being done.
 type Store interface {
 	// ClaimRuns claims up to req.Limit runs of req.Lane through claim_run.
 	ClaimRuns(ctx context.Context, req ClaimRequest) ([]*Run, error)
@@ -291,20 +293,6 @@ type Store interface {
 	// ErrLeaseLost error when the lease is gone.
 	UpsertSpecDoc(ctx context.Context, lease Lease, slug, title, content string) error
 
-	// Operator CLI.
-	SubmitRun(ctx context.Context, r NewRun) (*Run, error)
-	GetRun(ctx context.Context, id string) (*Run, error)
-	ListEvents(ctx context.Context, runID string, afterSeq int, limit int) ([]Event, error)
-	ListArtifacts(ctx context.Context, runID string) ([]Artifact, error)
-	ListRuns(ctx context.Context, f RunFilter) ([]*Run, error)
-	LaneCounts(ctx context.Context) ([]LaneCount, error)
-	CancelRun(ctx context.Context, id string) (bool, error)
-	// ApproveRun approves a run as approver (an operator's name); false when
-	// it was approved already.
-	ApproveRun(ctx context.Context, id, approver string) (bool, error)
-	// RejectRun refuses a run waiting for approval: it ends canceled with reason.
-	RejectRun(ctx context.Context, id, approver, reason string) (bool, error)
-
 	// SchemaVersion is the newest applied migration version.
 	SchemaVersion(ctx context.Context) (string, error)
 	// Ping checks connectivity (the ping() RPC).
@@ -315,4 +303,31 @@ type Store interface {
 	Wakeups(ctx context.Context) <-chan string
 	// Close releases connections.
 	Close()
+}
+
+// OperatorStore is what the operator commands ask of the store about runs,
+// as the UI does: submit, read, list and count them, cancel, approve or reject
+// them. The daemon never calls it. Both stores implement it beside Store.
+type OperatorStore interface {
+	// SubmitRun queues a run, as the UI's submit does.
+	SubmitRun(ctx context.Context, r NewRun) (*Run, error)
+	// GetRun loads a run by id; ErrNotFound when there is none.
+	GetRun(ctx context.Context, id string) (*Run, error)
+	// ListEvents lists a run's events with seq > afterSeq in seq order;
+	// limit <= 0 means all.
+	ListEvents(ctx context.Context, runID string, afterSeq int, limit int) ([]Event, error)
+	// ListArtifacts lists a run's artifacts.
+	ListArtifacts(ctx context.Context, runID string) ([]Artifact, error)
+	// ListRuns lists runs newest first, filtered by f.
+	ListRuns(ctx context.Context, f RunFilter) ([]*Run, error)
+	// LaneCounts counts queued and running runs per lane.
+	LaneCounts(ctx context.Context) ([]LaneCount, error)
+	// CancelRun cancels a queued or running run; false when it was already
+	// terminal or does not exist.
+	CancelRun(ctx context.Context, id string) (bool, error)
+	// ApproveRun approves a run as approver (an operator's name); false when
+	// it was approved already.
+	ApproveRun(ctx context.Context, id, approver string) (bool, error)
+	// RejectRun refuses a run waiting for approval: it ends canceled with reason.
+	RejectRun(ctx context.Context, id, approver, reason string) (bool, error)
 }

@@ -11,7 +11,7 @@ import (
 
 	"github.com/opscontrolroom/opsd/executor"
 	"github.com/opscontrolroom/opsd/internal/pgtest"
-	"github.com/opscontrolroom/opsd/supabase"
+	"github.com/opscontrolroom/opsd/supabase/pgstore"
 )
 
 // BenchmarkWriter measures the event writer end to end into PostgreSQL
@@ -44,7 +44,7 @@ func BenchmarkWriter(b *testing.B) {
 func benchWriter(b *testing.B, runs int, emit func(em *executor.Emitter, i int) error) {
 	ctx := context.Background()
 	db := pgtest.NewDB(b)
-	store, err := supabase.NewPGStore(ctx, supabase.PGConfig{URL: db.URL})
+	store, err := pgstore.New(ctx, pgstore.Config{URL: db.URL})
 	require.NoError(b, err)
 	b.Cleanup(store.Close)
 	for range runs {

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/opscontrolroom/opsd/adapters/github"
-	supabaseadapter "github.com/opscontrolroom/opsd/adapters/supabase"
+	"github.com/opscontrolroom/opsd/adapters/supabaseadapter"
 	"github.com/opscontrolroom/opsd/adapters/vercel"
 	"github.com/opscontrolroom/opsd/executor"
 )

@@ -11,7 +11,7 @@ import (
 	"github.com/opscontrolroom/opsd/adapters"
 	"github.com/opscontrolroom/opsd/adapters/digitalocean"
 	"github.com/opscontrolroom/opsd/adapters/github"
-	supabaseadapter "github.com/opscontrolroom/opsd/adapters/supabase"
+	"github.com/opscontrolroom/opsd/adapters/supabaseadapter"
 	"github.com/opscontrolroom/opsd/adapters/vercel"
 	"github.com/opscontrolroom/opsd/executor"
 )

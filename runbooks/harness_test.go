@@ -16,11 +16,11 @@ import (
 	"github.com/opscontrolroom/opsd/adapters"
 	"github.com/opscontrolroom/opsd/adapters/digitalocean/dotest"
 	"github.com/opscontrolroom/opsd/adapters/github/githubtest"
-	"github.com/opscontrolroom/opsd/adapters/supabase/supabasetest"
+	"github.com/opscontrolroom/opsd/adapters/supabaseadapter/supabasetest"
 	"github.com/opscontrolroom/opsd/adapters/vercel/verceltest"
 	"github.com/opscontrolroom/opsd/executor"
 	"github.com/opscontrolroom/opsd/internal/pgtest"
-	"github.com/opscontrolroom/opsd/supabase"
+	"github.com/opscontrolroom/opsd/supabase/pgstore"
 )
 
 func TestMain(m *testing.M) {
@@ -38,7 +38,7 @@ const testRepo = "acme/web"
 type world struct {
 	t       *testing.T
 	db      *pgtest.DB
-	store   executor.Store
+	store   *pgstore.Store
 	vercel  *verceltest.Server
 	project verceltest.Project
 	gh      *githubtest.Server
@@ -58,7 +58,7 @@ var workerSeq atomic.Int64
 func newWorld(t *testing.T) *world {
 	t.Helper()
 	w := &world{t: t, db: pgtest.NewDB(t)}
-	s, err := supabase.NewPGStore(context.Background(), supabase.PGConfig{URL: w.db.URL})
+	s, err := pgstore.New(context.Background(), pgstore.Config{URL: w.db.URL})
 	require.NoError(t, err)
 	t.Cleanup(s.Close)
 	w.store = s

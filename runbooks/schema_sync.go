@@ -12,7 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/opscontrolroom/opsd/adapters/github"
-	supabaseadapter "github.com/opscontrolroom/opsd/adapters/supabase"
+	"github.com/opscontrolroom/opsd/adapters/supabaseadapter"
 	"github.com/opscontrolroom/opsd/executor"
 )
 

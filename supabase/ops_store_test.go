@@ -11,11 +11,12 @@ import (
 	"github.com/opscontrolroom/opsd/executor"
 	"github.com/opscontrolroom/opsd/internal/pgtest"
 	"github.com/opscontrolroom/opsd/internal/postgresttest"
-	"github.com/opscontrolroom/opsd/supabase"
+	"github.com/opscontrolroom/opsd/supabase/pgstore"
+	"github.com/opscontrolroom/opsd/supabase/reststore"
 )
 
 // TestOperationsBothStores drives every executor.Operations method through
-// PGStore and through RESTStore (PostgREST RPC), on the same SQL.
+// pgstore.Store and through reststore.Store (PostgREST RPC), on the same SQL.
 func TestOperationsBothStores(t *testing.T) {
 	t.Parallel()
 	for _, kind := range []string{"pg", "rest"} {
@@ -25,13 +26,13 @@ func TestOperationsBothStores(t *testing.T) {
 			db := pgtest.NewDB(t)
 			var ops executor.Operations
 			if kind == "pg" {
-				s, err := supabase.NewPGStore(ctx, supabase.PGConfig{URL: db.URL})
+				s, err := pgstore.New(ctx, pgstore.Config{URL: db.URL})
 				require.NoError(t, err)
 				t.Cleanup(s.Close)
 				ops = s
 			} else {
 				srv := postgresttest.New(t, db.URL, restJWTSecret)
-				s, err := supabase.NewRESTStore(supabase.RESTConfig{URL: srv.URL, ServiceRoleKey: srv.ServiceKey(), HTTPClient: srv.Client()})
+				s, err := reststore.New(reststore.Config{URL: srv.URL, ServiceRoleKey: srv.ServiceKey(), HTTPClient: srv.Client()})
 				require.NoError(t, err)
 				t.Cleanup(s.Close)
 				ops = s

@@ -19,7 +19,7 @@ import (
 	"github.com/opscontrolroom/opsd/executor"
 	"github.com/opscontrolroom/opsd/internal/postgresttest"
 	"github.com/opscontrolroom/opsd/internal/resttest"
-	"github.com/opscontrolroom/opsd/supabase"
+	"github.com/opscontrolroom/opsd/supabase/reststore"
 )
 
 const (
@@ -360,14 +360,14 @@ func testPermissionMatrix(t *testing.T, kind resttest.Kind) {
 
 // TestEventsReachTheirSubscribers: Supabase Realtime delivers a row to a
 // subscriber only if the subscriber may SELECT it. Rows the daemon writes
-// (through RESTStore with the service-role key, as in production) must be
+// (through reststore.Store with the service-role key, as in production) must be
 // readable by the run's owner, and by anon for a shared run, and by no
 // other user, on every table the UI subscribes to.
 func TestEventsReachTheirSubscribers(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	srv := resttest.Open(t, resttest.TestServer)
-	store, err := supabase.NewRESTStore(supabase.RESTConfig{URL: srv.URL, ServiceRoleKey: srv.ServiceKey(), HTTPClient: srv.Client()})
+	store, err := reststore.New(reststore.Config{URL: srv.URL, ServiceRoleKey: srv.ServiceKey(), HTTPClient: srv.Client()})
 	require.NoError(t, err)
 	defer store.Close()
 	principals := permPrincipals(srv)

@@ -22,7 +22,8 @@ import (
 	"github.com/opscontrolroom/opsd/executor"
 	"github.com/opscontrolroom/opsd/internal/pgtest"
 	"github.com/opscontrolroom/opsd/internal/postgresttest"
-	"github.com/opscontrolroom/opsd/supabase"
+	"github.com/opscontrolroom/opsd/supabase/pgstore"
+	"github.com/opscontrolroom/opsd/supabase/reststore"
 )
 
 const (
@@ -36,28 +37,28 @@ const (
 type redTeam struct {
 	db      *pgtest.DB
 	srv     *postgresttest.Server
-	service *supabase.RESTStore
-	direct  *supabase.PGStore
-	anon    *supabase.RESTStore
-	users   map[string]*supabase.RESTStore
+	service *reststore.Store
+	direct  *pgstore.Store
+	anon    *reststore.Store
+	users   map[string]*reststore.Store
 }
 
 func newRedTeam(t *testing.T) *redTeam {
 	t.Helper()
 	db := pgtest.NewDB(t)
 	srv := postgresttest.New(t, db.URL, restJWTSecret)
-	open := func(key string, rt http.RoundTripper) *supabase.RESTStore {
-		cfg := supabase.RESTConfig{URL: srv.URL, ServiceRoleKey: key}
+	open := func(key string, rt http.RoundTripper) *reststore.Store {
+		cfg := reststore.Config{URL: srv.URL, ServiceRoleKey: key}
 		if rt != nil {
 			cfg.HTTPClient = &http.Client{Transport: rt}
 		}
-		s, err := supabase.NewRESTStore(cfg)
+		s, err := reststore.New(cfg)
 		require.NoError(t, err)
 		t.Cleanup(s.Close)
 		return s
 	}
 	rt := &redTeam{db: db, srv: srv, service: open(srv.ServiceKey(), nil), anon: open(srv.AnonKey(), nil),
-		direct: openPGStore(t, db.URL), users: map[string]*supabase.RESTStore{}}
+		direct: openPGStore(t, db.URL), users: map[string]*reststore.Store{}}
 	for _, u := range []string{redUserA, redUserB, redUserC} {
 		// supabase-js sends the anon key as apikey and the user's token as bearer.
 		rt.users[u] = open(srv.UserToken(u), apikeyTransport{key: srv.AnonKey()})
@@ -101,7 +102,7 @@ func TestRedTeamApprovals(t *testing.T) {
 
 	refusals := []struct {
 		who   string
-		store *supabase.RESTStore
+		store *reststore.Store
 		kind  error
 		says  string
 	}{
@@ -217,10 +218,16 @@ func TestRedTeamBrowserRights(t *testing.T) {
 	assert.WithinDuration(t, time.Now(), *got.CanceledAt, time.Minute)
 }
 
+// fenceStore is a store the daemon writes through, read back as an operator.
+type fenceStore interface {
+	executor.Store
+	executor.OperatorStore
+}
+
 // fenceStores are the two ways the daemon writes: PostgREST with the
 // service-role key, and a direct connection.
-func fenceStores(rt *redTeam) map[string]executor.Store {
-	return map[string]executor.Store{"REST": rt.service, "direct": rt.direct}
+func fenceStores(rt *redTeam) map[string]fenceStore {
+	return map[string]fenceStore{"REST": rt.service, "direct": rt.direct}
 }
 
 func redEvent(runID string, attempt, seq int, msg string) executor.Event {

@@ -3,7 +3,7 @@
 // pickup latency per wake-up path, no-op run throughput, event streaming,
 // and the footprint of a real `opsd run` process. `opsd bench` runs it.
 //
-// Every scenario gets a scratch database (CREATE DATABASE + supabase.Migrate)
+// Every scenario gets a scratch database (CREATE DATABASE + migrations.Migrate)
 // on the PostgreSQL it is given, dropped afterwards; without one it starts a
 // private cluster as `opsd dev` does (pgcluster, fsync off).
 package bench
@@ -28,7 +28,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/opscontrolroom/opsd/internal/pgcluster"
-	"github.com/opscontrolroom/opsd/supabase"
+	"github.com/opscontrolroom/opsd/supabase/migrations"
 )
 
 // Scenarios in the order they run.
@@ -265,7 +265,7 @@ func (e *env) servedDatabase(ctx context.Context, dbURL string) (*scratch, error
 func (e *env) migrated(ctx context.Context, s *scratch) (*scratch, error) {
 	conn, err := pgx.Connect(ctx, s.URL)
 	if err == nil {
-		_, err = supabase.Migrate(ctx, conn, supabase.BootstrapAuto)
+		_, err = migrations.Migrate(ctx, conn, migrations.BootstrapAuto)
 		conn.Close(context.WithoutCancel(ctx))
 	}
 	if err == nil {

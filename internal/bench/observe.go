@@ -11,7 +11,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/opscontrolroom/opsd/executor"
-	"github.com/opscontrolroom/opsd/supabase"
+	"github.com/opscontrolroom/opsd/supabase/pgstore"
+	"github.com/opscontrolroom/opsd/supabase/reststore"
 )
 
 // observed wraps the daemon's store and timestamps, in the daemon's own
@@ -67,8 +68,8 @@ func (s *observed) Wakeups(ctx context.Context) <-chan string {
 }
 
 // openPG opens a direct store.
-func openPG(ctx context.Context, url string, maxConns int32) (*supabase.PGStore, error) {
-	return supabase.NewPGStore(ctx, supabase.PGConfig{URL: url, MaxConns: maxConns})
+func openPG(ctx context.Context, url string, maxConns int32) (*pgstore.Store, error) {
+	return pgstore.New(ctx, pgstore.Config{URL: url, MaxConns: maxConns})
 }
 
 // daemon is a started executor.Daemon and how to stop it.
@@ -147,7 +148,7 @@ func GivenPostgREST(url, serviceRoleKey string) PostgRESTFunc {
 	}
 }
 
-// restSide is a PostgREST and the database it serves, with a RESTStore on
+// restSide is a PostgREST and the database it serves, with a reststore.Store on
 // it with the service-role key (the daemon's view).
 type restSide struct {
 	sc    *scratch // the served database: the scenario's own, or Options.RESTDatabaseURL
@@ -178,8 +179,8 @@ func (e *env) openREST(ctx context.Context, sc *scratch) (*restSide, error) {
 	return rs, nil
 }
 
-func (r *restSide) store() (*supabase.RESTStore, error) {
-	return supabase.NewRESTStore(supabase.RESTConfig{URL: r.pr.URL, ServiceRoleKey: r.pr.ServiceRoleKey})
+func (r *restSide) store() (*reststore.Store, error) {
+	return reststore.New(reststore.Config{URL: r.pr.URL, ServiceRoleKey: r.pr.ServiceRoleKey})
 }
 
 func (r *restSide) close() {

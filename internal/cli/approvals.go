@@ -45,7 +45,7 @@ Exit codes: 0 every run was rejected, 1 one was not, 2 usage or configuration er
 		if as == "" {
 			as = defaultApprover()
 		}
-		return withStore(cmd, loader, func(ctx context.Context, e *env, s executor.Store) error {
+		return withStore(cmd, loader, func(ctx context.Context, e *env, s cliStore) error {
 			return forEachRun(ctx, cmd, s, args, "reject", func(id string) (bool, error) { return s.RejectRun(ctx, id, as, reason) },
 				func(id string) string { return fmt.Sprintf("rejected run %s as operator:%s: %s", id, as, reason) })
 		})
@@ -78,7 +78,7 @@ recorded as operator:NAME.`,
 
 // withApprovers runs fn with the store's approvers list.
 func withApprovers(cmd *cobra.Command, loader *config.Loader, fn func(ctx context.Context, a executor.ApproverStore) error) error {
-	return withStore(cmd, loader, func(ctx context.Context, _ *env, s executor.Store) error {
+	return withStore(cmd, loader, func(ctx context.Context, _ *env, s cliStore) error {
 		a, ok := s.(executor.ApproverStore)
 		if !ok {
 			return fmt.Errorf("this store cannot manage approvers")

@@ -68,7 +68,7 @@ run_id and details; csv has the columns at,action,actor,run_id,details.`,
 		default:
 			return usageErr(fmt.Errorf("--format %q: must be table, jsonl or csv", format))
 		}
-		return withOps(cmd, loader, func(ctx context.Context, e *env, s executor.Store, ops executor.Operations) error {
+		return withOps(cmd, loader, func(ctx context.Context, e *env, s cliStore, ops executor.Operations) error {
 			entries, err := ops.Audit(ctx, q)
 			if err != nil {
 				return fmt.Errorf("audit: %w", err)

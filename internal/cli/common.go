@@ -12,7 +12,9 @@ import (
 	"github.com/opscontrolroom/opsd/executor"
 	"github.com/opscontrolroom/opsd/internal/config"
 	"github.com/opscontrolroom/opsd/internal/redact"
-	"github.com/opscontrolroom/opsd/supabase"
+	"github.com/opscontrolroom/opsd/supabase/migrations"
+	"github.com/opscontrolroom/opsd/supabase/pgstore"
+	"github.com/opscontrolroom/opsd/supabase/reststore"
 )
 
 // withConfig registers the configuration flags on cmd and returns a loader.
@@ -59,21 +61,29 @@ func newLogger(level, format string, r *redact.Redactor) (*zap.Logger, error) {
 	return zap.New(redact.NewCore(core, r)), nil
 }
 
+// cliStore is what the commands ask of a store: the daemon's part (run,
+// doctor) and the operator's (submit, tail, cancel, approve, status). Both
+// backends implement both.
+type cliStore interface {
+	executor.Store
+	executor.OperatorStore
+}
+
 // openStore opens the store the configuration selects.
-func openStore(ctx context.Context, e *env) (executor.Store, error) {
+func openStore(ctx context.Context, e *env) (cliStore, error) {
 	kind, err := e.cfg.StoreKind()
 	if err != nil {
 		return nil, &ExitError{Code: 2, Err: err}
 	}
 	switch kind {
 	case "postgres":
-		s, err := supabase.NewPGStore(ctx, supabase.PGConfig{URL: e.cfg.DatabaseURL, Logger: e.log})
+		s, err := pgstore.New(ctx, pgstore.Config{URL: e.cfg.DatabaseURL, Logger: e.log})
 		if err != nil {
 			return nil, fmt.Errorf("connect to DATABASE_URL: %w", err)
 		}
 		return s, nil
 	default:
-		s, err := supabase.NewRESTStore(supabase.RESTConfig{URL: e.cfg.SupabaseURL,
+		s, err := reststore.New(reststore.Config{URL: e.cfg.SupabaseURL,
 			ServiceRoleKey: e.cfg.SupabaseServiceRoleKey, Logger: e.log})
 		if err != nil {
 			return nil, fmt.Errorf("REST store for %s: %w", e.cfg.SupabaseURL, err)
@@ -82,7 +92,7 @@ func openStore(ctx context.Context, e *env) (executor.Store, error) {
 	}
 }
 
-func schemaVersion() string { return supabase.SchemaVersion() }
+func schemaVersion() string { return migrations.SchemaVersion() }
 
 // checkSchema fails when the database lacks migrations this binary needs.
 func checkSchema(ctx context.Context, s executor.Store) error {
@@ -90,7 +100,7 @@ func checkSchema(ctx context.Context, s executor.Store) error {
 	if err != nil {
 		return fmt.Errorf("read the database's schema version (is the schema applied? run `opsd migrate`): %w", err)
 	}
-	if want := supabase.SchemaVersion(); got != want {
+	if want := migrations.SchemaVersion(); got != want {
 		return fmt.Errorf("the database's schema is %q but this binary needs %q: run `opsd migrate`", got, want)
 	}
 	return nil

@@ -20,7 +20,7 @@ import (
 
 	"github.com/opscontrolroom/opsd/executor"
 	"github.com/opscontrolroom/opsd/internal/pgcluster"
-	"github.com/opscontrolroom/opsd/supabase"
+	"github.com/opscontrolroom/opsd/supabase/migrations"
 )
 
 // rootDataDir is the default data directory when running as root: the
@@ -150,7 +150,7 @@ func runDev(ctx context.Context, out io.Writer, e *env, o devOptions) (err error
 		return err
 	}
 	e.cfg.DatabaseURL, e.cfg.SupabaseURL, e.cfg.SupabaseServiceRoleKey = cluster.URL, "", ""
-	fmt.Fprintf(out, "opsd dev: PostgreSQL on port %d, schema %s\n", cluster.Port, supabase.SchemaVersion())
+	fmt.Fprintf(out, "opsd dev: PostgreSQL on port %d, schema %s\n", cluster.Port, migrations.SchemaVersion())
 	// Healthchecks may check services on this machine, opsd's own endpoints
 	// first; the URL policy refuses loopback addresses unless allowlisted.
 	e.cfg.Integrations.URLAllowlist = append(e.cfg.Integrations.URLAllowlist, loopbackHosts(e.cfg.HTTPAddr)...)

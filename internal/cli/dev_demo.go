@@ -14,7 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/opscontrolroom/opsd/executor"
-	"github.com/opscontrolroom/opsd/supabase"
+	"github.com/opscontrolroom/opsd/supabase/pgstore"
 )
 
 // Slugs of the templates `opsd dev --demo` installs (and updates on every start).
@@ -80,7 +80,7 @@ func installDemoTemplates(ctx context.Context, dbURL string) (map[string]string,
 // all are finished. It fails when one did not succeed. httpAddr is where the
 // daemon serves ("" for nowhere); ids are the demo templates' ids by slug.
 func runDemo(ctx context.Context, out io.Writer, dbURL, httpAddr string, ids map[string]string, lanes []string) error {
-	s, err := supabase.NewPGStore(ctx, supabase.PGConfig{URL: dbURL})
+	s, err := pgstore.New(ctx, pgstore.Config{URL: dbURL})
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}

@@ -16,7 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/opscontrolroom/opsd/executor"
-	"github.com/opscontrolroom/opsd/supabase"
+	"github.com/opscontrolroom/opsd/supabase/migrations"
 )
 
 // Outcomes of a doctor check.
@@ -275,9 +275,9 @@ func storeHint(err error) string {
 }
 
 func (d *doctor) checkSchema(ctx context.Context) checkResult {
-	want := supabase.SchemaVersion()
+	want := migrations.SchemaVersion()
 	if d.conn != nil {
-		pending, err := supabase.Pending(ctx, d.conn)
+		pending, err := migrations.Pending(ctx, d.conn)
 		if err != nil {
 			return fail("", "read applied migrations: %v", err)
 		}

@@ -19,7 +19,7 @@ import (
 	"github.com/opscontrolroom/opsd/internal/pgtest"
 	"github.com/opscontrolroom/opsd/internal/postgresttest"
 	"github.com/opscontrolroom/opsd/internal/uuid"
-	"github.com/opscontrolroom/opsd/supabase"
+	"github.com/opscontrolroom/opsd/supabase/migrations"
 )
 
 // doctorResults runs `opsd doctor --json` with args and returns the exit
@@ -72,7 +72,7 @@ func TestDoctorFailsOnAnUnmigratedDatabase(t *testing.T) {
 	assert.Equal(t, 1, code)
 	assertStatuses(t, res, map[string]string{"connectivity": checkPass, "schema": checkFail,
 		"service role": checkSkip, "realtime": checkSkip, "rls": checkSkip, "clock": checkPass})
-	assert.Contains(t, res["schema"].Detail, fmt.Sprintf("%d migration(s) pending", len(supabase.Migrations())))
+	assert.Contains(t, res["schema"].Detail, fmt.Sprintf("%d migration(s) pending", len(migrations.Migrations())))
 	assert.Contains(t, res["schema"].Hint, "opsd migrate")
 }
 

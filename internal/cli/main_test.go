@@ -18,7 +18,7 @@ import (
 	"github.com/opscontrolroom/opsd/executor"
 	"github.com/opscontrolroom/opsd/internal/pgtest"
 	"github.com/opscontrolroom/opsd/runbooks"
-	"github.com/opscontrolroom/opsd/supabase"
+	"github.com/opscontrolroom/opsd/supabase/pgstore"
 )
 
 // asOpsdEnv makes the test binary behave as the opsd command, so a test can
@@ -36,13 +36,13 @@ func TestMain(m *testing.M) {
 type cliEnv struct {
 	t     *testing.T
 	db    *pgtest.DB
-	store *supabase.PGStore
+	store *pgstore.Store
 }
 
 func newCLIEnv(t *testing.T) *cliEnv {
 	t.Helper()
 	db := pgtest.NewDB(t)
-	s, err := supabase.NewPGStore(context.Background(), supabase.PGConfig{URL: db.URL})
+	s, err := pgstore.New(context.Background(), pgstore.Config{URL: db.URL})
 	require.NoError(t, err)
 	t.Cleanup(s.Close)
 	return &cliEnv{t: t, db: db, store: s}

@@ -6,7 +6,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/spf13/cobra"
 
-	"github.com/opscontrolroom/opsd/supabase"
+	"github.com/opscontrolroom/opsd/supabase/migrations"
 )
 
 func newMigrateCmd() *cobra.Command {
@@ -33,7 +33,7 @@ the role "anon" is missing (--bootstrap=auto), always, or never.`,
 			if url == "" {
 				return &ExitError{Code: 2, Err: fmt.Errorf("--database-url (or DATABASE_URL) is required: migrations need a direct PostgreSQL connection")}
 			}
-			mode := map[string]supabase.BootstrapMode{"auto": supabase.BootstrapAuto, "always": supabase.BootstrapAlways, "never": supabase.BootstrapNever}
+			mode := map[string]migrations.BootstrapMode{"auto": migrations.BootstrapAuto, "always": migrations.BootstrapAlways, "never": migrations.BootstrapNever}
 			m, ok := mode[bootstrap]
 			if !ok {
 				return &ExitError{Code: 2, Err: fmt.Errorf("--bootstrap = %q: must be auto, always or never", bootstrap)}
@@ -46,7 +46,7 @@ the role "anon" is missing (--bootstrap=auto), always, or never.`,
 			defer conn.Close(ctx)
 			out := cmd.OutOrStdout()
 			if check {
-				pending, err := supabase.Pending(ctx, conn)
+				pending, err := migrations.Pending(ctx, conn)
 				if err != nil {
 					return err
 				}
@@ -56,10 +56,10 @@ the role "anon" is missing (--bootstrap=auto), always, or never.`,
 				if len(pending) > 0 {
 					return &ExitError{Code: 1, Err: fmt.Errorf("%d migration(s) pending", len(pending))}
 				}
-				fmt.Fprintf(out, "up to date (schema %s)\n", supabase.SchemaVersion())
+				fmt.Fprintf(out, "up to date (schema %s)\n", migrations.SchemaVersion())
 				return nil
 			}
-			applied, err := supabase.Migrate(ctx, conn, m)
+			applied, err := migrations.Migrate(ctx, conn, m)
 			for _, a := range applied {
 				fmt.Fprintf(out, "applied %s_%s\n", a.Version, a.Name)
 			}
@@ -67,7 +67,7 @@ the role "anon" is missing (--bootstrap=auto), always, or never.`,
 				return err
 			}
 			if len(applied) == 0 {
-				fmt.Fprintf(out, "nothing to do (schema %s)\n", supabase.SchemaVersion())
+				fmt.Fprintf(out, "nothing to do (schema %s)\n", migrations.SchemaVersion())
 			}
 			return nil
 		},

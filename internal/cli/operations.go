@@ -12,8 +12,8 @@ import (
 
 // withOps is withStore for the commands that need executor.Operations
 // (schedules, retry, prune, audit).
-func withOps(cmd *cobra.Command, l *config.Loader, fn func(ctx context.Context, e *env, s executor.Store, ops executor.Operations) error) error {
-	return withStore(cmd, l, func(ctx context.Context, e *env, s executor.Store) error {
+func withOps(cmd *cobra.Command, l *config.Loader, fn func(ctx context.Context, e *env, s cliStore, ops executor.Operations) error) error {
+	return withStore(cmd, l, func(ctx context.Context, e *env, s cliStore) error {
 		ops, ok := s.(executor.Operations)
 		if !ok {
 			return errors.New("this store does not support schedules, retry, prune or audit")

@@ -21,7 +21,7 @@ const storeOpenTimeout = 15 * time.Second
 
 // withStore loads the configuration, opens the store it selects and runs fn;
 // the store is closed when fn returns.
-func withStore(cmd *cobra.Command, l *config.Loader, fn func(ctx context.Context, e *env, s executor.Store) error) error {
+func withStore(cmd *cobra.Command, l *config.Loader, fn func(ctx context.Context, e *env, s cliStore) error) error {
 	e, err := loadEnv(cmd, l)
 	if err != nil {
 		return err
@@ -88,7 +88,7 @@ finished), 2 usage or configuration error.`,
 		if err := checkRunIDs(args); err != nil {
 			return err
 		}
-		return withStore(cmd, loader, func(ctx context.Context, e *env, s executor.Store) error {
+		return withStore(cmd, loader, func(ctx context.Context, e *env, s cliStore) error {
 			return forEachRun(ctx, cmd, s, args, "cancel", func(id string) (bool, error) { return s.CancelRun(ctx, id) },
 				func(id string) string { return "canceled run " + id })
 		})
@@ -125,7 +125,7 @@ already approved), 2 usage or configuration error.`,
 		if as == "" {
 			as = defaultApprover()
 		}
-		return withStore(cmd, loader, func(ctx context.Context, e *env, s executor.Store) error {
+		return withStore(cmd, loader, func(ctx context.Context, e *env, s cliStore) error {
 			return forEachRun(ctx, cmd, s, args, "approve", func(id string) (bool, error) { return s.ApproveRun(ctx, id, as) },
 				func(id string) string { return fmt.Sprintf("approved run %s as %s", id, as) })
 		})
@@ -150,7 +150,7 @@ func defaultApprover() string {
 
 // forEachRun applies op to each run, printing what happened, and fails
 // (exit 1) when op refused any of them, saying why.
-func forEachRun(ctx context.Context, cmd *cobra.Command, s executor.Store, ids []string, verb string,
+func forEachRun(ctx context.Context, cmd *cobra.Command, s executor.OperatorStore, ids []string, verb string,
 	op func(id string) (bool, error), done func(id string) string) error {
 	failed := 0
 	for _, id := range ids {
@@ -172,7 +172,7 @@ func forEachRun(ctx context.Context, cmd *cobra.Command, s executor.Store, ids [
 }
 
 // whyRefused explains why cancel_run or approve_run answered false.
-func whyRefused(ctx context.Context, s executor.Store, id, verb string) error {
+func whyRefused(ctx context.Context, s executor.OperatorStore, id, verb string) error {
 	run, err := s.GetRun(ctx, id)
 	switch {
 	case errors.Is(err, executor.ErrNotFound):

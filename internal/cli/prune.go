@@ -33,7 +33,7 @@ every retention.interval; a pass holds a lease, so two never work at once.
 	cmd.Flags().BoolVar(&dry, "dry-run", false, "count what would be deleted; delete nothing")
 	flagErrorsAreUsage(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		return withOps(cmd, loader, func(ctx context.Context, e *env, s executor.Store, ops executor.Operations) error {
+		return withOps(cmd, loader, func(ctx context.Context, e *env, s cliStore, ops executor.Operations) error {
 			mc := maintenanceConfig(e)
 			if !mc.Retention.Enabled() {
 				fmt.Fprintln(cmd.ErrOrStderr(), "opsd: no retention ages are set (retention.run_events, run_steps, artifacts, runs): everything is kept")

@@ -43,7 +43,7 @@ failed, 2 usage or configuration error, 3 (with --follow) the run was canceled.`
 		if err := tf.check(); err != nil {
 			return err
 		}
-		return withOps(cmd, loader, func(ctx context.Context, e *env, s executor.Store, ops executor.Operations) error {
+		return withOps(cmd, loader, func(ctx context.Context, e *env, s cliStore, ops executor.Operations) error {
 			id, err := ops.RetryRun(ctx, args[0], actorOr(as))
 			switch {
 			case errors.Is(err, executor.ErrNotFound):

@@ -17,7 +17,7 @@ import (
 	"github.com/opscontrolroom/opsd/deploy"
 	"github.com/opscontrolroom/opsd/executor"
 	"github.com/opscontrolroom/opsd/internal/backoff"
-	"github.com/opscontrolroom/opsd/supabase"
+	"github.com/opscontrolroom/opsd/supabase/migrations"
 )
 
 func newRunCmd() *cobra.Command {
@@ -68,12 +68,13 @@ func runDaemon(ctx context.Context, e *env, autoMigrate bool, started func(*exec
 			return err
 		}
 	}
-	store, err := openStore(ctx, e)
+	opened, err := openStore(ctx, e)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
-	if store, err = withArtifactStorage(e, store); err != nil {
+	defer opened.Close()
+	store, err := withArtifactStorage(e, opened)
+	if err != nil {
 		return err
 	}
 	if err := checkSchemaPatiently(ctx, store, e.log); err != nil {
@@ -99,7 +100,7 @@ func runDaemon(ctx context.Context, e *env, autoMigrate bool, started func(*exec
 		}
 		addr = ln.Addr().String()
 		srv = executor.NewHTTPServer(addr, d.Handler(executor.HTTPConfig{
-			WebhookSecret: e.cfg.WebhookSecret, SchemaVersion: supabase.SchemaVersion()}))
+			WebhookSecret: e.cfg.WebhookSecret, SchemaVersion: migrations.SchemaVersion()}))
 		go func() {
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				e.log.Error("http server", zap.Error(err))

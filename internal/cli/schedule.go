@@ -85,7 +85,7 @@ queue (queue another run anyway).`,
 		if !slices.Contains([]string{"skip", "queue"}, overlap) {
 			return usageErr(fmt.Errorf("--overlap %q: must be skip or queue", overlap))
 		}
-		return withOps(cmd, loader, func(ctx context.Context, e *env, s executor.Store, ops executor.Operations) error {
+		return withOps(cmd, loader, func(ctx context.Context, e *env, s cliStore, ops executor.Operations) error {
 			nr, err := f.newRun(ctx, cmd, e, s)
 			if err != nil {
 				return err
@@ -137,7 +137,7 @@ func newScheduleListCmd() *cobra.Command {
 	loader := withConfig(cmd)
 	flagErrorsAreUsage(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		return withOps(cmd, loader, func(ctx context.Context, e *env, s executor.Store, ops executor.Operations) error {
+		return withOps(cmd, loader, func(ctx context.Context, e *env, s cliStore, ops executor.Operations) error {
 			list, err := ops.ListSchedules(ctx)
 			if err != nil {
 				return fmt.Errorf("list schedules: %w", err)
@@ -171,7 +171,7 @@ func newScheduleToggleCmd(verb string, enabled bool) *cobra.Command {
 	cmd.Flags().StringVar(&as, "as", "", "operator recorded in the audit trail (default $USER@host)")
 	flagErrorsAreUsage(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		return withOps(cmd, loader, func(ctx context.Context, e *env, s executor.Store, ops executor.Operations) error {
+		return withOps(cmd, loader, func(ctx context.Context, e *env, s cliStore, ops executor.Operations) error {
 			failed := 0
 			for _, name := range args {
 				sc, err := ops.SetScheduleEnabled(ctx, name, enabled, actorOr(as))
@@ -204,7 +204,7 @@ func newScheduleRmCmd() *cobra.Command {
 	cmd.Flags().StringVar(&as, "as", "", "operator recorded in the audit trail (default $USER@host)")
 	flagErrorsAreUsage(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		return withOps(cmd, loader, func(ctx context.Context, e *env, s executor.Store, ops executor.Operations) error {
+		return withOps(cmd, loader, func(ctx context.Context, e *env, s cliStore, ops executor.Operations) error {
 			failed := 0
 			for _, name := range args {
 				if err := ops.DeleteSchedule(ctx, name, actorOr(as)); err != nil {

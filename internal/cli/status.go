@@ -70,7 +70,7 @@ error_message.`,
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as one JSON object")
 	cmd.Flags().IntVar(&failures, "failures", 10, "how many recent failures to list")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		return withStore(cmd, loader, func(ctx context.Context, e *env, s executor.Store) error {
+		return withStore(cmd, loader, func(ctx context.Context, e *env, s cliStore) error {
 			rep, err := readStatus(ctx, s, e.cfg.Lanes, failures, time.Now())
 			if err != nil {
 				return err
@@ -87,7 +87,7 @@ error_message.`,
 	return cmd
 }
 
-func readStatus(ctx context.Context, s executor.Store, lanes []string, failures int, now time.Time) (*statusReport, error) {
+func readStatus(ctx context.Context, s executor.OperatorStore, lanes []string, failures int, now time.Time) (*statusReport, error) {
 	counts, err := s.LaneCounts(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("lane counts: %w", err)

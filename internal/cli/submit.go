@@ -85,7 +85,7 @@ the run was canceled.`,
 		if err := f.tail.check(); err != nil {
 			return err
 		}
-		return withStore(cmd, loader, func(ctx context.Context, e *env, s executor.Store) error {
+		return withStore(cmd, loader, func(ctx context.Context, e *env, s cliStore) error {
 			nr, err := f.newRun(ctx, cmd, e, s)
 			if err != nil {
 				return err
@@ -116,7 +116,7 @@ the run was canceled.`,
 
 // newRun validates the flags and builds the run to insert. Every problem is
 // a usage error (exit 2) that names the flag.
-func (f *submitFlags) newRun(ctx context.Context, cmd *cobra.Command, e *env, s executor.Store) (*executor.NewRun, error) {
+func (f *submitFlags) newRun(ctx context.Context, cmd *cobra.Command, e *env, s cliStore) (*executor.NewRun, error) {
 	usage := func(format string, a ...any) error { return usageErr(fmt.Errorf(format, a...)) }
 	if f.kind == "" || f.env == "" {
 		return nil, usage("--kind and --env are required, e.g. --kind healthcheck --env dev")

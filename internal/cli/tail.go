@@ -62,7 +62,7 @@ Exit codes: 0 the run succeeded, 1 it ended in error (or tail failed),
 		if err := tf.check(); err != nil {
 			return err
 		}
-		return withStore(cmd, loader, func(ctx context.Context, e *env, store executor.Store) error {
+		return withStore(cmd, loader, func(ctx context.Context, e *env, store cliStore) error {
 			f := &follower{store: store, interval: tf.interval, out: tf.renderer(cmd.OutOrStdout())}
 			run, err := f.follow(ctx, args[0])
 			if err != nil {
@@ -127,7 +127,7 @@ func runOutcome(run *executor.Run) error {
 
 // follower streams one run's events until the run is terminal.
 type follower struct {
-	store    executor.Store
+	store    executor.OperatorStore
 	interval time.Duration
 	out      *renderer
 }

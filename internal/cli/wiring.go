@@ -11,7 +11,7 @@ import (
 	"github.com/opscontrolroom/opsd/internal/config"
 	"github.com/opscontrolroom/opsd/internal/notify"
 	"github.com/opscontrolroom/opsd/runbooks"
-	"github.com/opscontrolroom/opsd/supabase"
+	"github.com/opscontrolroom/opsd/supabase/migrations"
 )
 
 // newResolver wires the runbooks with the configured integrations. The
@@ -83,7 +83,7 @@ func migrateURL(ctx context.Context, url string, log *zap.Logger) error {
 		return fmt.Errorf("connect to migrate: %w", err)
 	}
 	defer conn.Close(ctx)
-	applied, err := supabase.Migrate(ctx, conn, supabase.BootstrapAuto)
+	applied, err := migrations.Migrate(ctx, conn, migrations.BootstrapAuto)
 	for _, m := range applied {
 		log.Info("applied migration", zap.String("version", m.Version), zap.String("name", m.Name))
 	}

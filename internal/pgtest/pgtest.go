@@ -35,7 +35,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/opscontrolroom/opsd/internal/pgcluster"
-	"github.com/opscontrolroom/opsd/supabase"
+	"github.com/opscontrolroom/opsd/supabase/migrations"
 )
 
 var (
@@ -102,8 +102,8 @@ func AdminURL() string { return adminURL }
 
 func templateName() string {
 	h := sha256.New()
-	h.Write([]byte(supabase.BootstrapSQL()))
-	for _, m := range supabase.Migrations() {
+	h.Write([]byte(migrations.BootstrapSQL()))
+	for _, m := range migrations.Migrations() {
 		h.Write([]byte(m.Version + m.SQL))
 	}
 	return "opsd_tpl_" + hex.EncodeToString(h.Sum(nil))[:12]
@@ -141,7 +141,7 @@ func ensureTemplate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := supabase.Migrate(ctx, bconn, supabase.BootstrapAuto); err != nil {
+	if _, err := migrations.Migrate(ctx, bconn, migrations.BootstrapAuto); err != nil {
 		bconn.Close(ctx)
 		return err
 	}

@@ -37,7 +37,7 @@ import (
 
 	"github.com/opscontrolroom/opsd/internal/pgtest"
 	"github.com/opscontrolroom/opsd/internal/postgresttest"
-	"github.com/opscontrolroom/opsd/supabase"
+	"github.com/opscontrolroom/opsd/supabase/migrations"
 )
 
 // Kind says which PostgREST a test gets.
@@ -158,7 +158,7 @@ func reset(ctx context.Context, pool, fresh *pgxpool.Pool) error {
 		return err
 	}
 	defer conn.Release()
-	if _, err := supabase.Migrate(ctx, conn.Conn(), supabase.BootstrapAuto); err != nil {
+	if _, err := migrations.Migrate(ctx, conn.Conn(), migrations.BootstrapAuto); err != nil {
 		return err
 	}
 	rows, err := fresh.Query(ctx, `SELECT format('%I.%I', schemaname, relname) FROM pg_stat_user_tables WHERE schemaname = 'public' ORDER BY 1`)

@@ -13,15 +13,27 @@ import (
 	"github.com/opscontrolroom/opsd/internal/uuid"
 )
 
-// testErrorMapping: failures come back as *executor.StoreError of the right
-// kind, and none of these is retryable.
-func testErrorMapping(t *testing.T, f *fixture) {
-	id, l := f.seedClaimed()
-	cases := []struct {
-		name string
-		kind error
-		call func() error
-	}{
+// errorCase is a call that must fail with an error of kind.
+type errorCase struct {
+	name string
+	kind error
+	call func() error
+}
+
+// requireErrorKinds checks each case fails with its kind, and that none of
+// these failures is retryable.
+func requireErrorKinds(t *testing.T, cases []errorCase) {
+	for _, c := range cases {
+		err := c.call()
+		requireKind(t, err, c.kind, c.name)
+		assert.False(t, executor.Retryable(err), "%s: not retryable: %v", c.name, err)
+	}
+}
+
+// testOperatorErrorMapping: the operator's calls fail with
+// *executor.StoreError of the right kind, and none of these is retryable.
+func testOperatorErrorMapping(t *testing.T, f *fixture) {
+	requireErrorKinds(t, []errorCase{
 		{"get a run that does not exist", executor.ErrNotFound, func() error {
 			_, err := f.st.GetRun(f.ctx, uuid.New())
 			return err
@@ -43,6 +55,15 @@ func testErrorMapping(t *testing.T, f *fixture) {
 			_, err := f.st.SubmitRun(f.ctx, executor.NewRun{Env: "dev", Kind: "healthcheck", SessionID: &sess})
 			return err
 		}},
+	})
+	assert.Equal(t, 0, f.count(`SELECT count(*) FROM public.runs`), "failed submits wrote nothing")
+}
+
+// testErrorMapping: the daemon's calls fail with *executor.StoreError of the
+// right kind, and none of these is retryable.
+func testErrorMapping(t *testing.T, f *fixture) {
+	id, l := f.seedClaimed()
+	requireErrorKinds(t, []errorCase{
 		{"append an event of an unknown level", executor.ErrInvalidInput, func() error {
 			return f.appendRows(l, []executor.Event{{RunID: id, Seq: 1, Level: "loud", Source: "System", Message: "x"}}, nil)
 		}},
@@ -69,14 +90,8 @@ func testErrorMapping(t *testing.T, f *fixture) {
 			_, err := f.st.Heartbeat(f.ctx, "w1", []executor.Lease{{RunID: "nope", Worker: "w1", Attempt: 1}}, time.Minute)
 			return err
 		}},
-	}
-	for _, c := range cases {
-		err := c.call()
-		requireKind(t, err, c.kind, c.name)
-		assert.False(t, executor.Retryable(err), "%s: not retryable: %v", c.name, err)
-	}
+	})
 	assert.Equal(t, 0, f.count(`SELECT count(*) FROM public.run_events`), "failed batches wrote nothing")
-	assert.Equal(t, 1, f.count(`SELECT count(*) FROM public.runs`), "failed submits wrote nothing")
 }
 
 // testPermission: the browser's privileges may read and submit runs but

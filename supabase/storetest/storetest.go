@@ -1,9 +1,10 @@
-// Package storetest is the contract every executor.Store implementation
-// must meet: the same suite runs against supabase.PGStore (a direct
-// PostgreSQL connection) and supabase.RESTStore (PostgREST), each on a fresh
-// migrated database.
+// Package storetest is the contract every store implementation must meet:
+// the same suites run against pgstore.Store (a direct PostgreSQL connection)
+// and reststore.Store (PostgREST), each on a fresh migrated database.
+// RunDaemon covers executor.Store (what the daemon calls), RunOperator
+// executor.OperatorStore (what the operator commands call).
 //
-// It exercises every Store method, the mapping of failures to the store's
+// They exercise every method of both, the mapping of failures to the store's
 // typed errors (not found, invalid input, conflict, permission), idempotent
 // event batches under replay, concurrent use (run it under -race), the
 // cancellation of a call in flight, claim tokens, lease fencing of
@@ -13,12 +14,14 @@
 // A backend's test wires it up:
 //
 //	func TestPGStore(t *testing.T) {
-//		storetest.Run(t, storetest.HarnessFunc(func(t *testing.T) *storetest.Env {
+//		h := storetest.HarnessFunc(func(t *testing.T) *storetest.Env {
 //			db := pgtest.NewDB(t)
 //			s := ...open the store on db.URL...
 //			t.Cleanup(s.Close)
 //			return &storetest.Env{Store: s, DB: db.Pool}
-//		}))
+//		})
+//		storetest.RunDaemon(t, h)
+//		storetest.RunOperator(t, h)
 //	}
 package storetest
 
@@ -37,17 +40,25 @@ import (
 	"github.com/opscontrolroom/opsd/internal/uuid"
 )
 
+// Store is what the suites exercise: a backend implements both the daemon's
+// store and the operator's, and each suite reads back through either to
+// check what the other wrote.
+type Store interface {
+	executor.Store
+	executor.OperatorStore
+}
+
 // Env is one store under test on its own fresh, migrated database.
 type Env struct {
 	// Store is the implementation under test, with the daemon's privileges.
-	Store executor.Store
+	Store Store
 	// DB is a superuser pool on the same database, to seed and inspect rows.
 	DB *pgxpool.Pool
 
 	// Anon, when set, is a store with the browser's privileges (the anon key,
 	// or a connection as role anon). The suite checks it may read and submit
 	// runs but cannot write events, artifacts or run state, or claim.
-	Anon executor.Store
+	Anon Store
 	// LoseNextResponse, when set, makes the backend execute and commit the
 	// next request for op and then drop its response, as a network failure
 	// after commit does. op is the REST path under /rest/v1, e.g.
@@ -66,14 +77,16 @@ type HarnessFunc func(t *testing.T) *Env
 // Open calls f.
 func (f HarnessFunc) Open(t *testing.T) *Env { return f(t) }
 
-// Run runs the whole contract, one parallel subtest per area, each on a
-// fresh Env.
-func Run(t *testing.T, h Harness) {
-	tests := []struct {
-		name string
-		fn   func(*testing.T, *fixture)
-	}{
-		{"SubmitGetList", testSubmitGetList},
+// contractTest is one area of a suite.
+type contractTest struct {
+	name string
+	fn   func(*testing.T, *fixture)
+}
+
+// RunDaemon runs the contract of executor.Store, one parallel subtest per
+// area, each on a fresh Env.
+func RunDaemon(t *testing.T, h Harness) {
+	run(t, h, []contractTest{
 		{"Templates", testTemplates},
 		{"SpecDocs", testSpecDocs},
 		{"EventsAndArtifacts", testEventsAndArtifacts},
@@ -85,14 +98,26 @@ func Run(t *testing.T, h Harness) {
 		{"ClaimToken", testClaimToken},
 		{"LaneRule", testLaneRule},
 		{"ReleaseAndReap", testReleaseAndReap},
-		{"CancelAndApprove", testCancelAndApprove},
 		{"ErrorMapping", testErrorMapping},
 		{"Permission", testPermission},
 		{"ConcurrentUse", testConcurrentUse},
 		{"CancelInFlight", testCancelInFlight},
 		{"SchemaPingWakeups", testSchemaPingWakeups},
 		{"LostResponses", testLostResponses},
-	}
+	})
+}
+
+// RunOperator runs the contract of executor.OperatorStore, one parallel
+// subtest per area, each on a fresh Env.
+func RunOperator(t *testing.T, h Harness) {
+	run(t, h, []contractTest{
+		{"SubmitGetList", testSubmitGetList},
+		{"CancelAndApprove", testCancelAndApprove},
+		{"OperatorErrorMapping", testOperatorErrorMapping},
+	})
+}
+
+func run(t *testing.T, h Harness, tests []contractTest) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -111,7 +136,7 @@ type fixture struct {
 	t    *testing.T
 	ctx  context.Context
 	env  *Env
-	st   executor.Store
+	st   Store
 	db   *pgxpool.Pool
 	runs atomic.Int64 // seeded runs so far, to space their created_at
 }

@@ -3,8 +3,8 @@
 // and, for the schema_sync runbook, introspection of a Postgres schema,
 // a deterministic diff of two schemas and a suggested migration.
 //
-// It lives in adapters/supabase but is named supabaseadapter so it can be
-// imported next to the store package github.com/opscontrolroom/opsd/supabase.
+// Its name says "adapter" so it reads apart from the store packages under
+// supabase/ (pgstore, reststore, migrations) at call sites that import both.
 package supabaseadapter
 
 import (

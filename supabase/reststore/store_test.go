@@ -1,4 +1,4 @@
-package supabase_test
+package reststore_test
 
 import (
 	"context"
@@ -12,20 +12,20 @@ import (
 	"github.com/opscontrolroom/opsd/executor"
 	"github.com/opscontrolroom/opsd/internal/postgresttest"
 	"github.com/opscontrolroom/opsd/internal/resttest"
-	"github.com/opscontrolroom/opsd/supabase"
+	"github.com/opscontrolroom/opsd/supabase/reststore"
 	"github.com/opscontrolroom/opsd/supabase/storetest"
 )
 
 const restJWTSecret = "storetest-jwt-secret-of-at-least-32-characters"
 
-// restEnv is a RESTStore (service-role key) and an anon-key RESTStore over
+// restEnv is a Store (service-role key) and an anon-key Store over
 // a PostgREST of kind (the test server, or a real one) on a fresh migrated
 // database. Only the test server can lose a response on demand.
 func restEnv(t *testing.T, kind resttest.Kind) (*storetest.Env, *resttest.PostgREST) {
 	t.Helper()
 	p := resttest.Open(t, kind)
-	open := func(key string) *supabase.RESTStore {
-		s, err := supabase.NewRESTStore(supabase.RESTConfig{URL: p.URL, ServiceRoleKey: key})
+	open := func(key string) *reststore.Store {
+		s, err := reststore.New(reststore.Config{URL: p.URL, ServiceRoleKey: key})
 		require.NoError(t, err)
 		t.Cleanup(s.Close)
 		return s
@@ -54,10 +54,12 @@ func eachPostgREST(t *testing.T, fn func(t *testing.T, kind resttest.Kind)) {
 
 func TestRESTStoreContract(t *testing.T) {
 	eachPostgREST(t, func(t *testing.T, kind resttest.Kind) {
-		storetest.Run(t, storetest.HarnessFunc(func(t *testing.T) *storetest.Env {
+		h := storetest.HarnessFunc(func(t *testing.T) *storetest.Env {
 			env, _ := restEnv(t, kind)
 			return env
-		}))
+		})
+		storetest.RunDaemon(t, h)
+		storetest.RunOperator(t, h)
 	})
 }
 
@@ -92,7 +94,7 @@ func testBrowserKeysCannotWriteEvents(t *testing.T, kind resttest.Kind) {
 
 	user := srv.UserToken("5b0c2f3e-8a61-4d7e-9f43-2a1c6b7d8e90")
 	// Supabase clients send the anon key as apikey and the user's token as bearer.
-	userStore, err := supabase.NewRESTStore(supabase.RESTConfig{URL: srv.URL, ServiceRoleKey: user,
+	userStore, err := reststore.New(reststore.Config{URL: srv.URL, ServiceRoleKey: user,
 		HTTPClient: &http.Client{Transport: apikeyTransport{key: srv.AnonKey()}}})
 	require.NoError(t, err)
 	defer userStore.Close()

@@ -1,8 +1,9 @@
-// Package supabase is opsd's store: the schema migrations shared with the
-// Supabase CLI, and the two implementations of executor.Store — PGStore over a
-// direct PostgreSQL connection and RESTStore over PostgREST with the
-// service-role key.
-package supabase
+// Package migrations is opsd's database schema: the .sql files beside this
+// one, named and laid out as the Supabase CLI expects (`supabase db push`
+// applies them), embedded so that `opsd migrate` applies the same files to
+// any PostgreSQL, with bootstrap/bootstrap.sql making plain PostgreSQL look
+// like Supabase first. The CLI reads only *.sql here and skips subdirectories.
+package migrations
 
 import (
 	"context"
@@ -10,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"path"
 	"regexp"
 	"sort"
 	"strings"
@@ -18,10 +18,10 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-//go:embed migrations/*.sql
+//go:embed *.sql
 var migrationFiles embed.FS
 
-//go:embed bootstrap.sql
+//go:embed bootstrap/bootstrap.sql
 var bootstrapSQL string
 
 // Migration is one file of supabase/migrations, named <version>_<name>.sql as
@@ -36,7 +36,7 @@ var migrationName = regexp.MustCompile(`^(\d{14})_([a-z0-9_]+)\.sql$`)
 
 // Migrations returns the embedded migrations in version order.
 func Migrations() []Migration {
-	entries, err := fs.ReadDir(migrationFiles, "migrations")
+	entries, err := fs.ReadDir(migrationFiles, ".")
 	if err != nil {
 		panic(fmt.Sprintf("embedded migrations: %v", err)) // the embed pattern guarantees the directory
 	}
@@ -46,7 +46,7 @@ func Migrations() []Migration {
 		if m == nil {
 			panic(fmt.Sprintf("embedded migration %q is not named <14-digit version>_<name>.sql", e.Name()))
 		}
-		b, err := migrationFiles.ReadFile(path.Join("migrations", e.Name()))
+		b, err := migrationFiles.ReadFile(e.Name())
 		if err != nil {
 			panic(fmt.Sprintf("embedded migration %s: %v", e.Name(), err))
 		}

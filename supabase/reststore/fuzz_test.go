@@ -1,4 +1,4 @@
-package supabase
+package reststore
 
 // An internal test file: it reaches the REST client's unexported decoding
 // (restError, restParseRetryAfter). It must not import pgtest, which imports
@@ -119,8 +119,8 @@ const fuzzRunID = "6f1c2a9e-3b1d-4c8e-9a57-0d2f4e6b8a10"
 
 // restCalls are the store methods the daemon and the CLI use, each checking
 // what it got back when it got no error.
-var restCalls = []func(t *testing.T, ctx context.Context, s *RESTStore) error{
-	func(t *testing.T, ctx context.Context, s *RESTStore) error {
+var restCalls = []func(t *testing.T, ctx context.Context, s *Store) error{
+	func(t *testing.T, ctx context.Context, s *Store) error {
 		runs, err := s.ClaimRuns(ctx, executor.ClaimRequest{Worker: "w", Lane: "A", Limit: 2, Token: fuzzRunID})
 		for i, r := range runs {
 			if err == nil && r == nil {
@@ -129,52 +129,52 @@ var restCalls = []func(t *testing.T, ctx context.Context, s *RESTStore) error{
 		}
 		return err
 	},
-	func(t *testing.T, ctx context.Context, s *RESTStore) error {
+	func(t *testing.T, ctx context.Context, s *Store) error {
 		_, err := s.Heartbeat(ctx, "w", []executor.Lease{{RunID: fuzzRunID, Worker: "w", Attempt: 1}}, 30*time.Second)
 		return err
 	},
-	func(t *testing.T, ctx context.Context, s *RESTStore) error {
+	func(t *testing.T, ctx context.Context, s *Store) error {
 		_, err := s.SetPhase(ctx, executor.Lease{RunID: fuzzRunID, Worker: "w", Attempt: 1}, executor.PhaseAction)
 		return err
 	},
-	func(t *testing.T, ctx context.Context, s *RESTStore) error {
+	func(t *testing.T, ctx context.Context, s *Store) error {
 		_, err := s.FinishRun(ctx, executor.Finish{Lease: executor.Lease{RunID: fuzzRunID, Worker: "w", Attempt: 1}, Status: executor.StatusSuccess})
 		return err
 	},
-	func(t *testing.T, ctx context.Context, s *RESTStore) error {
+	func(t *testing.T, ctx context.Context, s *Store) error {
 		_, err := s.ReapStale(ctx)
 		return err
 	},
-	func(t *testing.T, ctx context.Context, s *RESTStore) error {
+	func(t *testing.T, ctx context.Context, s *Store) error {
 		_, err := s.AppendRows(ctx, "w", executor.Rows{Events: []executor.Event{{RunID: fuzzRunID, Seq: 1, Level: "info", Source: "System", Message: "m", Attempt: 1}}})
 		return err
 	},
-	func(t *testing.T, ctx context.Context, s *RESTStore) error {
+	func(t *testing.T, ctx context.Context, s *Store) error {
 		tpl, err := s.GetTemplate(ctx, "slug")
 		if err == nil && tpl == nil {
 			t.Fatal("GetTemplate returned neither a template nor an error")
 		}
 		return err
 	},
-	func(t *testing.T, ctx context.Context, s *RESTStore) error {
+	func(t *testing.T, ctx context.Context, s *Store) error {
 		r, err := s.GetRun(ctx, fuzzRunID)
 		if err == nil && r == nil {
 			t.Fatal("GetRun returned neither a run nor an error")
 		}
 		return err
 	},
-	func(t *testing.T, ctx context.Context, s *RESTStore) error {
+	func(t *testing.T, ctx context.Context, s *Store) error {
 		r, err := s.SubmitRun(ctx, executor.NewRun{Env: "dev", Kind: "healthcheck"})
 		if err == nil && r == nil {
 			t.Fatal("SubmitRun returned neither a run nor an error")
 		}
 		return err
 	},
-	func(t *testing.T, ctx context.Context, s *RESTStore) error {
+	func(t *testing.T, ctx context.Context, s *Store) error {
 		_, err := s.ListEvents(ctx, fuzzRunID, 0, 10)
 		return err
 	},
-	func(t *testing.T, ctx context.Context, s *RESTStore) error {
+	func(t *testing.T, ctx context.Context, s *Store) error {
 		runs, err := s.ListRuns(ctx, executor.RunFilter{Limit: 5})
 		for i, r := range runs {
 			if err == nil && r == nil {
@@ -183,23 +183,23 @@ var restCalls = []func(t *testing.T, ctx context.Context, s *RESTStore) error{
 		}
 		return err
 	},
-	func(t *testing.T, ctx context.Context, s *RESTStore) error {
+	func(t *testing.T, ctx context.Context, s *Store) error {
 		_, err := s.LaneCounts(ctx)
 		return err
 	},
-	func(t *testing.T, ctx context.Context, s *RESTStore) error {
+	func(t *testing.T, ctx context.Context, s *Store) error {
 		_, err := s.CancelRun(ctx, fuzzRunID)
 		return err
 	},
-	func(t *testing.T, ctx context.Context, s *RESTStore) error {
+	func(t *testing.T, ctx context.Context, s *Store) error {
 		_, err := s.ApproveRun(ctx, fuzzRunID, "ops")
 		return err
 	},
-	func(t *testing.T, ctx context.Context, s *RESTStore) error {
+	func(t *testing.T, ctx context.Context, s *Store) error {
 		_, err := s.SchemaVersion(ctx)
 		return err
 	},
-	func(t *testing.T, ctx context.Context, s *RESTStore) error { return s.Ping(ctx) },
+	func(t *testing.T, ctx context.Context, s *Store) error { return s.Ping(ctx) },
 }
 
 // FuzzRESTResponses: every store call survives any answer (status, body,
@@ -231,7 +231,7 @@ func FuzzRESTResponses(f *testing.F) {
 		if retryAfter != "" {
 			header.Set("Retry-After", retryAfter)
 		}
-		s, err := NewRESTStore(RESTConfig{URL: "https://fuzz.supabase.co", ServiceRoleKey: "k", MaxRetries: -1,
+		s, err := New(Config{URL: "https://fuzz.supabase.co", ServiceRoleKey: "k", MaxRetries: -1,
 			HTTPClient: &http.Client{Transport: &fuzzTransport{status: status, header: header, body: body}}})
 		if err != nil {
 			t.Fatal(err)

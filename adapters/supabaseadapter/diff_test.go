@@ -6,7 +6,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 
-	sb "github.com/opscontrolroom/opsd/adapters/supabase"
+	sb "github.com/opscontrolroom/opsd/adapters/supabaseadapter"
 )
 
 func base() *sb.Schema {

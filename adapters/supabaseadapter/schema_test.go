@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	sb "github.com/opscontrolroom/opsd/adapters/supabase"
+	sb "github.com/opscontrolroom/opsd/adapters/supabaseadapter"
 	"github.com/opscontrolroom/opsd/internal/pgtest"
 )
 

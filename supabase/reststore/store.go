@@ -1,4 +1,4 @@
-package supabase
+package reststore
 
 import (
 	"context"
@@ -13,28 +13,32 @@ import (
 
 	"github.com/opscontrolroom/opsd/executor"
 	"github.com/opscontrolroom/opsd/internal/uuid"
+	"github.com/opscontrolroom/opsd/supabase/internal/wire"
 )
 
-// RESTStore is the executor.Store over Supabase's PostgREST API with the
+// Store is the executor.Store over Supabase's PostgREST API with the
 // service-role key: for daemons that cannot reach the database directly.
 // It cannot push wakeups; the daemon polls (and takes webhooks).
-type RESTStore struct {
+type Store struct {
 	c *restClient
 }
 
-var _ executor.Store = (*RESTStore)(nil)
+var (
+	_ executor.Store         = (*Store)(nil)
+	_ executor.OperatorStore = (*Store)(nil)
+)
 
-// NewRESTStore returns a store for the project at cfg.URL.
-func NewRESTStore(cfg RESTConfig) (*RESTStore, error) {
+// New returns a store for the project at cfg.URL.
+func New(cfg Config) (*Store, error) {
 	c, err := newRESTClient(cfg)
 	if err != nil {
 		return nil, err
 	}
-	return &RESTStore{c: c}, nil
+	return &Store{c: c}, nil
 }
 
 // rpc calls POST /rpc/<fn> with named arguments.
-func (s *RESTStore) rpc(ctx context.Context, fn string, args map[string]any, policy restRetryPolicy, out any) (bool, error) {
+func (s *Store) rpc(ctx context.Context, fn string, args map[string]any, policy restRetryPolicy, out any) (bool, error) {
 	if args == nil {
 		args = map[string]any{}
 	}
@@ -42,13 +46,13 @@ func (s *RESTStore) rpc(ctx context.Context, fn string, args map[string]any, pol
 }
 
 // get reads rows of a table.
-func (s *RESTStore) get(ctx context.Context, op, table string, q url.Values, out any) error {
+func (s *Store) get(ctx context.Context, op, table string, q url.Values, out any) error {
 	_, err := s.c.do(ctx, restRequest{op: op, method: http.MethodGet, path: table, query: q, policy: restRetrySafe}, out)
 	return err
 }
 
 // insert posts rows to a table with Prefer: return=minimal plus extra preferences.
-func (s *RESTStore) insert(ctx context.Context, op, table string, q url.Values, rows any, prefer string, policy restRetryPolicy) error {
+func (s *Store) insert(ctx context.Context, op, table string, q url.Values, rows any, prefer string, policy restRetryPolicy) error {
 	p := "return=minimal"
 	if prefer != "" {
 		p += "," + prefer
@@ -64,7 +68,7 @@ func restNotFound(op, what string) error {
 // ClaimRuns claims through claim_run. A claim without a token gets one, so
 // that a retry after a lost response returns the runs the first attempt
 // claimed instead of claiming more.
-func (s *RESTStore) ClaimRuns(ctx context.Context, req executor.ClaimRequest) ([]*executor.Run, error) {
+func (s *Store) ClaimRuns(ctx context.Context, req executor.ClaimRequest) ([]*executor.Run, error) {
 	if req.Token == "" {
 		req.Token = uuid.New()
 	}
@@ -74,7 +78,7 @@ func (s *RESTStore) ClaimRuns(ctx context.Context, req executor.ClaimRequest) ([
 	var runs []*executor.Run
 	_, err := s.rpc(ctx, "claim_run", map[string]any{
 		"p_worker": req.Worker, "p_lane": req.Lane, "p_limit": req.Limit, "p_claim_token": req.Token,
-		"p_lease_seconds": leaseSeconds(req.LeaseFor),
+		"p_lease_seconds": wire.LeaseSeconds(req.LeaseFor),
 	}, restRetrySafe, &runs)
 	if err != nil {
 		return nil, fmt.Errorf("claim lane %s: %w", req.Lane, err)
@@ -86,7 +90,7 @@ func (s *RESTStore) ClaimRuns(ctx context.Context, req executor.ClaimRequest) ([
 }
 
 // Heartbeat renews every lease of worker through heartbeat_runs.
-func (s *RESTStore) Heartbeat(ctx context.Context, worker string, leases []executor.Lease, leaseFor time.Duration) ([]executor.LeaseState, error) {
+func (s *Store) Heartbeat(ctx context.Context, worker string, leases []executor.Lease, leaseFor time.Duration) ([]executor.LeaseState, error) {
 	if len(leases) == 0 {
 		return nil, nil
 	}
@@ -97,7 +101,7 @@ func (s *RESTStore) Heartbeat(ctx context.Context, worker string, leases []execu
 	}
 	var states []executor.LeaseState
 	if _, err := s.rpc(ctx, "heartbeat_runs", map[string]any{
-		"p_worker": worker, "p_run_ids": ids, "p_attempts": attempts, "p_lease_seconds": leaseSeconds(leaseFor),
+		"p_worker": worker, "p_run_ids": ids, "p_attempts": attempts, "p_lease_seconds": wire.LeaseSeconds(leaseFor),
 	}, restRetrySafe, &states); err != nil {
 		return nil, fmt.Errorf("heartbeat %d runs: %w", len(leases), err)
 	}
@@ -105,7 +109,7 @@ func (s *RESTStore) Heartbeat(ctx context.Context, worker string, leases []execu
 }
 
 // SetPhase records the phase of a leased run (set_run_phase, fenced).
-func (s *RESTStore) SetPhase(ctx context.Context, lease executor.Lease, phase string) (bool, error) {
+func (s *Store) SetPhase(ctx context.Context, lease executor.Lease, phase string) (bool, error) {
 	var ok bool
 	if _, err := s.rpc(ctx, "set_run_phase", map[string]any{
 		"p_run_id": lease.RunID, "p_worker": lease.Worker, "p_attempt": lease.Attempt, "p_phase": phase,
@@ -118,13 +122,13 @@ func (s *RESTStore) SetPhase(ctx context.Context, lease executor.Lease, phase st
 // FinishRun is the fenced terminal write (finish_run). finish_run answers
 // false to a replay of a finish that already committed, so when an earlier
 // attempt may have executed, a false answer is checked against the row.
-func (s *RESTStore) FinishRun(ctx context.Context, f executor.Finish) (bool, error) {
+func (s *Store) FinishRun(ctx context.Context, f executor.Finish) (bool, error) {
 	args := map[string]any{
 		"p_run_id": f.RunID, "p_worker": f.Worker, "p_attempt": f.Attempt, "p_status": f.Status,
 		"p_error_message": restNilIfEmpty(f.ErrorMessage), "p_output": restRaw(f.Output),
 	}
 	if len(f.Events) > 0 {
-		rows, err := eventRows("finish_run", f.Events)
+		rows, err := wire.EventRows("finish_run", f.Events)
 		if err != nil {
 			return false, err
 		}
@@ -154,7 +158,7 @@ func (s *RESTStore) FinishRun(ctx context.Context, f executor.Finish) (bool, err
 
 // ReleaseRun puts a leased run back to the queue (release_run). A replay of
 // a release that committed answers false; the caller stops either way.
-func (s *RESTStore) ReleaseRun(ctx context.Context, lease executor.Lease, reason string) (bool, error) {
+func (s *Store) ReleaseRun(ctx context.Context, lease executor.Lease, reason string) (bool, error) {
 	var ok bool
 	if _, err := s.rpc(ctx, "release_run", map[string]any{
 		"p_run_id": lease.RunID, "p_worker": lease.Worker, "p_attempt": lease.Attempt, "p_reason": restNilIfEmpty(reason),
@@ -167,7 +171,7 @@ func (s *RESTStore) ReleaseRun(ctx context.Context, lease executor.Lease, reason
 // ReapStale calls reap_stale_runs. The reaper is safe to run again; the
 // results of an attempt whose response was lost are lost (its System events
 // are in the database).
-func (s *RESTStore) ReapStale(ctx context.Context) ([]executor.ReapResult, error) {
+func (s *Store) ReapStale(ctx context.Context) ([]executor.ReapResult, error) {
 	var out []executor.ReapResult
 	if _, err := s.rpc(ctx, "reap_stale_runs", nil, restRetrySafe, &out); err != nil {
 		return nil, fmt.Errorf("reap runs whose lease expired: %w", err)
@@ -177,21 +181,21 @@ func (s *RESTStore) ReapStale(ctx context.Context) ([]executor.ReapResult, error
 
 // AppendRows stores a batch through append_run_rows (idempotent, so safe to
 // retry) and returns the leases whose rows were refused.
-func (s *RESTStore) AppendRows(ctx context.Context, worker string, r executor.Rows) ([]executor.Lease, error) {
+func (s *Store) AppendRows(ctx context.Context, worker string, r executor.Rows) ([]executor.Lease, error) {
 	const op = "append_run_rows"
-	a, err := newRowsArgs(op, r)
+	a, err := wire.NewRowsArgs(op, r)
 	if err != nil {
 		return nil, err
 	}
-	if a.empty() {
+	if a.Empty() {
 		return nil, nil
 	}
-	args := map[string]any{"p_worker": worker, "p_events": a.events, "p_steps": a.steps}
-	if a.phases != nil {
-		args["p_phases"] = a.phases
+	args := map[string]any{"p_worker": worker, "p_events": a.Events, "p_steps": a.Steps}
+	if a.Phases != nil {
+		args["p_phases"] = a.Phases
 	}
-	if a.finishes != nil {
-		args["p_finishes"] = a.finishes
+	if a.Finishes != nil {
+		args["p_finishes"] = a.Finishes
 	}
 	var refused []executor.Lease
 	if _, err := s.rpc(ctx, op, args, restRetrySafe, &refused); err != nil {
@@ -206,7 +210,7 @@ func (s *RESTStore) AppendRows(ctx context.Context, worker string, r executor.Ro
 
 // PutArtifact stores one artifact of a leased run (put_artifact). Not
 // idempotent: retried only when the request never left.
-func (s *RESTStore) PutArtifact(ctx context.Context, lease executor.Lease, a executor.Artifact) error {
+func (s *Store) PutArtifact(ctx context.Context, lease executor.Lease, a executor.Artifact) error {
 	var id *int64
 	if _, err := s.rpc(ctx, "put_artifact", map[string]any{
 		"p_worker": lease.Worker, "p_run_id": lease.RunID, "p_attempt": lease.Attempt,
@@ -215,7 +219,7 @@ func (s *RESTStore) PutArtifact(ctx context.Context, lease executor.Lease, a exe
 		return fmt.Errorf("put %s artifact %q of run %s: %w", a.Kind, a.Title, a.RunID, err)
 	}
 	if id == nil {
-		return leaseLost("put_artifact", lease)
+		return wire.LeaseLost("put_artifact", lease)
 	}
 	return nil
 }
@@ -223,7 +227,7 @@ func (s *RESTStore) PutArtifact(ctx context.Context, lease executor.Lease, a exe
 var restUUIDPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 
 // GetTemplate loads a template by id (when idOrSlug is a UUID) or by slug.
-func (s *RESTStore) GetTemplate(ctx context.Context, idOrSlug string) (*executor.Template, error) {
+func (s *Store) GetTemplate(ctx context.Context, idOrSlug string) (*executor.Template, error) {
 	q := url.Values{"select": {"id,slug,title,description,template_yaml"}, "limit": {"1"}}
 	if restUUIDPattern.MatchString(idOrSlug) {
 		q.Set("id", "eq."+idOrSlug)
@@ -244,7 +248,7 @@ func (s *RESTStore) GetTemplate(ctx context.Context, idOrSlug string) (*executor
 }
 
 // UpsertSpecDoc writes a spec_docs row by slug for a leased run (put_spec_doc).
-func (s *RESTStore) UpsertSpecDoc(ctx context.Context, lease executor.Lease, slug, title, content string) error {
+func (s *Store) UpsertSpecDoc(ctx context.Context, lease executor.Lease, slug, title, content string) error {
 	var ok bool
 	if _, err := s.rpc(ctx, "put_spec_doc", map[string]any{
 		"p_worker": lease.Worker, "p_run_id": lease.RunID, "p_attempt": lease.Attempt,
@@ -253,7 +257,7 @@ func (s *RESTStore) UpsertSpecDoc(ctx context.Context, lease executor.Lease, slu
 		return fmt.Errorf("upsert spec doc %s: %w", slug, err)
 	}
 	if !ok {
-		return leaseLost("put_spec_doc", lease)
+		return wire.LeaseLost("put_spec_doc", lease)
 	}
 	return nil
 }
@@ -261,7 +265,7 @@ func (s *RESTStore) UpsertSpecDoc(ctx context.Context, lease executor.Lease, slu
 // SubmitRun inserts a queued run as the frontend does (POST /runs with
 // Prefer: return=representation). A plain insert: retried only when the
 // request never left, so a lost response is an error, never a duplicate run.
-func (s *RESTStore) SubmitRun(ctx context.Context, r executor.NewRun) (*executor.Run, error) {
+func (s *Store) SubmitRun(ctx context.Context, r executor.NewRun) (*executor.Run, error) {
 	var runs []*executor.Run
 	_, err := s.c.do(ctx, restRequest{op: "submit_run", method: http.MethodPost, path: "runs", body: r,
 		prefer: "return=representation", policy: restRetryUnsent}, &runs)
@@ -279,7 +283,7 @@ func (s *RESTStore) SubmitRun(ctx context.Context, r executor.NewRun) (*executor
 }
 
 // GetRun loads one run.
-func (s *RESTStore) GetRun(ctx context.Context, id string) (*executor.Run, error) {
+func (s *Store) GetRun(ctx context.Context, id string) (*executor.Run, error) {
 	var runs []*executor.Run
 	if err := s.get(ctx, "get_run", "runs", url.Values{"id": {"eq." + id}, "limit": {"1"}}, &runs); err != nil {
 		return nil, fmt.Errorf("get run %s: %w", id, err)
@@ -294,7 +298,7 @@ func (s *RESTStore) GetRun(ctx context.Context, id string) (*executor.Run, error
 }
 
 // ListEvents reads events of a run after afterSeq, in seq order.
-func (s *RESTStore) ListEvents(ctx context.Context, runID string, afterSeq int, limit int) ([]executor.Event, error) {
+func (s *Store) ListEvents(ctx context.Context, runID string, afterSeq int, limit int) ([]executor.Event, error) {
 	if limit <= 0 {
 		limit = 1000
 	}
@@ -314,7 +318,7 @@ func (s *RESTStore) ListEvents(ctx context.Context, runID string, afterSeq int, 
 }
 
 // ListArtifacts reads the artifacts of a run in insertion order.
-func (s *RESTStore) ListArtifacts(ctx context.Context, runID string) ([]executor.Artifact, error) {
+func (s *Store) ListArtifacts(ctx context.Context, runID string) ([]executor.Artifact, error) {
 	q := url.Values{"run_id": {"eq." + runID}, "order": {"id.asc"}}
 	var out []executor.Artifact
 	if err := s.get(ctx, "list_artifacts", "artifacts", q, &out); err != nil {
@@ -324,7 +328,7 @@ func (s *RESTStore) ListArtifacts(ctx context.Context, runID string) ([]executor
 }
 
 // ListRuns lists runs newest first.
-func (s *RESTStore) ListRuns(ctx context.Context, f executor.RunFilter) ([]*executor.Run, error) {
+func (s *Store) ListRuns(ctx context.Context, f executor.RunFilter) ([]*executor.Run, error) {
 	limit := f.Limit
 	if limit <= 0 {
 		limit = 25
@@ -348,7 +352,7 @@ func (s *RESTStore) ListRuns(ctx context.Context, f executor.RunFilter) ([]*exec
 }
 
 // LaneCounts reads queued and running counts per lane (opsd_lane_counts).
-func (s *RESTStore) LaneCounts(ctx context.Context) ([]executor.LaneCount, error) {
+func (s *Store) LaneCounts(ctx context.Context) ([]executor.LaneCount, error) {
 	var out []executor.LaneCount
 	if _, err := s.rpc(ctx, "opsd_lane_counts", nil, restRetrySafe, &out); err != nil {
 		return nil, fmt.Errorf("lane counts: %w", err)
@@ -358,7 +362,7 @@ func (s *RESTStore) LaneCounts(ctx context.Context) ([]executor.LaneCount, error
 
 // CancelRun cancels a queued or running run (cancel_run). When an earlier
 // attempt may have committed, a false answer is checked against the row.
-func (s *RESTStore) CancelRun(ctx context.Context, id string) (bool, error) {
+func (s *Store) CancelRun(ctx context.Context, id string) (bool, error) {
 	var ok bool
 	retried, err := s.rpc(ctx, "cancel_run", map[string]any{"p_run_id": id}, restRetrySafe, &ok)
 	if err != nil {
@@ -375,7 +379,7 @@ func (s *RESTStore) CancelRun(ctx context.Context, id string) (bool, error) {
 }
 
 // ApproveRun approves a run waiting before its action phase (approve_run).
-func (s *RESTStore) ApproveRun(ctx context.Context, id, approver string) (bool, error) {
+func (s *Store) ApproveRun(ctx context.Context, id, approver string) (bool, error) {
 	var ok bool
 	retried, err := s.rpc(ctx, "approve_run", map[string]any{"p_run_id": id, "p_approver": restNilIfEmpty(approver)}, restRetrySafe, &ok)
 	if err != nil {
@@ -395,7 +399,7 @@ func (s *RESTStore) ApproveRun(ctx context.Context, id, approver string) (bool, 
 // RejectRun refuses a run waiting for approval (reject_run). reject_run
 // answers false to a replay of a rejection that committed, so when an
 // earlier attempt may have executed, a false answer is checked against the row.
-func (s *RESTStore) RejectRun(ctx context.Context, id, approver, reason string) (bool, error) {
+func (s *Store) RejectRun(ctx context.Context, id, approver, reason string) (bool, error) {
 	var ok bool
 	retried, err := s.rpc(ctx, "reject_run", map[string]any{"p_run_id": id, "p_reason": reason,
 		"p_approver": restNilIfEmpty(approver)}, restRetrySafe, &ok)
@@ -413,7 +417,7 @@ func (s *RESTStore) RejectRun(ctx context.Context, id, approver, reason string) 
 }
 
 // SchemaVersion is the newest applied opsd migration (opsd_schema_version).
-func (s *RESTStore) SchemaVersion(ctx context.Context) (string, error) {
+func (s *Store) SchemaVersion(ctx context.Context) (string, error) {
 	var v *string
 	if _, err := s.rpc(ctx, "opsd_schema_version", nil, restRetrySafe, &v); err != nil {
 		return "", fmt.Errorf("schema version: %w", err)
@@ -425,7 +429,7 @@ func (s *RESTStore) SchemaVersion(ctx context.Context) (string, error) {
 }
 
 // Ping calls ping().
-func (s *RESTStore) Ping(ctx context.Context) error {
+func (s *Store) Ping(ctx context.Context) error {
 	var pong string
 	if _, err := s.rpc(ctx, "ping", nil, restRetrySafe, &pong); err != nil {
 		return fmt.Errorf("ping: %w", err)
@@ -434,10 +438,10 @@ func (s *RESTStore) Ping(ctx context.Context) error {
 }
 
 // Wakeups returns nil: PostgREST cannot push, so the daemon polls.
-func (s *RESTStore) Wakeups(context.Context) <-chan string { return nil }
+func (s *Store) Wakeups(context.Context) <-chan string { return nil }
 
 // Close releases idle connections.
-func (s *RESTStore) Close() { s.c.close() }
+func (s *Store) Close() { s.c.close() }
 
 // restNormalizeRuns turns JSON nulls of raw columns into nil, and refuses
 // an answer with a null row (which no PostgREST sends, but a proxy might).

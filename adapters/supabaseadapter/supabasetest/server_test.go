@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
-	"github.com/opscontrolroom/opsd/adapters/supabase/supabasetest"
+	"github.com/opscontrolroom/opsd/adapters/supabaseadapter/supabasetest"
 )
 
 func TestMain(m *testing.M) {

@@ -1,5 +1,5 @@
-package supabase
+package reststore
 
-// NewRESTTransportForTest exposes the default transport of RESTStore to the
+// NewRESTTransportForTest exposes the default transport of Store to the
 // external tests (to check HTTP/2 is negotiated with a custom TLS config).
 var NewRESTTransportForTest = newRESTTransport

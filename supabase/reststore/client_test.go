@@ -1,4 +1,4 @@
-package supabase_test
+package reststore_test
 
 import (
 	"context"
@@ -21,7 +21,7 @@ import (
 	"github.com/opscontrolroom/opsd/executor"
 	"github.com/opscontrolroom/opsd/internal/pgtest"
 	"github.com/opscontrolroom/opsd/internal/postgresttest"
-	"github.com/opscontrolroom/opsd/supabase"
+	"github.com/opscontrolroom/opsd/supabase/reststore"
 )
 
 // restServer is a PostgREST test server on a fresh migrated database.
@@ -30,22 +30,22 @@ func restServer(t *testing.T, opts ...postgresttest.Option) *postgresttest.Serve
 	return postgresttest.New(t, pgtest.NewDB(t).URL, restJWTSecret, opts...)
 }
 
-func newStore(t *testing.T, cfg supabase.RESTConfig) *supabase.RESTStore {
+func newStore(t *testing.T, cfg reststore.Config) *reststore.Store {
 	t.Helper()
-	s, err := supabase.NewRESTStore(cfg)
+	s, err := reststore.New(cfg)
 	require.NoError(t, err)
 	t.Cleanup(s.Close)
 	return s
 }
 
 func TestNewRESTStoreValidates(t *testing.T) {
-	for _, cfg := range []supabase.RESTConfig{
+	for _, cfg := range []reststore.Config{
 		{URL: "", ServiceRoleKey: "k"},
 		{URL: "ftp://example.com", ServiceRoleKey: "k"},
 		{URL: "https://", ServiceRoleKey: "k"},
 		{URL: "https://ref.supabase.co"},
 	} {
-		_, err := supabase.NewRESTStore(cfg)
+		_, err := reststore.New(cfg)
 		assert.Error(t, err, "%+v", cfg)
 	}
 }
@@ -55,7 +55,7 @@ func TestRESTRetriesWhatIsSafe(t *testing.T) {
 	srv := restServer(t)
 	core, logs := observer.New(zap.DebugLevel)
 	key := srv.ServiceKey()
-	st := newStore(t, supabase.RESTConfig{URL: srv.URL, ServiceRoleKey: key, MaxRetries: 2, Logger: zap.New(core)})
+	st := newStore(t, reststore.Config{URL: srv.URL, ServiceRoleKey: key, MaxRetries: 2, Logger: zap.New(core)})
 	ctx := context.Background()
 	run, err := st.SubmitRun(ctx, executor.NewRun{Env: "dev", Kind: "healthcheck"})
 	require.NoError(t, err)
@@ -132,7 +132,7 @@ func TestRESTRetriesWhatIsSafe(t *testing.T) {
 func TestRESTTimeoutPerAttempt(t *testing.T) {
 	t.Parallel()
 	srv := restServer(t)
-	st := newStore(t, supabase.RESTConfig{URL: srv.URL, ServiceRoleKey: srv.ServiceKey(), Timeout: 300 * time.Millisecond})
+	st := newStore(t, reststore.Config{URL: srv.URL, ServiceRoleKey: srv.ServiceKey(), Timeout: 300 * time.Millisecond})
 	srv.Inject(postgresttest.Fault{Kind: postgresttest.FaultLatency, Delay: 10 * time.Second, Path: "rpc/ping"})
 	start := time.Now()
 	require.NoError(t, st.Ping(context.Background()), "the slow attempt times out and the retry succeeds")
@@ -145,7 +145,7 @@ func TestRESTRetriesUnsentInserts(t *testing.T) {
 	t.Parallel()
 	srv := restServer(t)
 	var dials atomic.Int32
-	tr := supabase.NewRESTTransportForTest()
+	tr := reststore.NewRESTTransportForTest()
 	dial := tr.DialContext
 	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		if dials.Add(1) == 1 {
@@ -153,7 +153,7 @@ func TestRESTRetriesUnsentInserts(t *testing.T) {
 		}
 		return dial(ctx, network, addr)
 	}
-	st := newStore(t, supabase.RESTConfig{URL: srv.URL, ServiceRoleKey: srv.ServiceKey(), HTTPClient: &http.Client{Transport: tr}})
+	st := newStore(t, reststore.Config{URL: srv.URL, ServiceRoleKey: srv.ServiceKey(), HTTPClient: &http.Client{Transport: tr}})
 	r, err := st.SubmitRun(context.Background(), executor.NewRun{Env: "dev", Kind: "healthcheck"})
 	require.NoError(t, err)
 	assert.NotEmpty(t, r.ID)
@@ -163,9 +163,9 @@ func TestRESTRetriesUnsentInserts(t *testing.T) {
 func TestRESTHTTP2(t *testing.T) {
 	t.Parallel()
 	srv := restServer(t, postgresttest.WithHTTP2())
-	tr := supabase.NewRESTTransportForTest()
+	tr := reststore.NewRESTTransportForTest()
 	tr.TLSClientConfig = srv.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
-	st := newStore(t, supabase.RESTConfig{URL: srv.URL, ServiceRoleKey: srv.ServiceKey(), HTTPClient: &http.Client{Transport: tr}})
+	st := newStore(t, reststore.Config{URL: srv.URL, ServiceRoleKey: srv.ServiceKey(), HTTPClient: &http.Client{Transport: tr}})
 	for range 3 {
 		require.NoError(t, st.Ping(context.Background()))
 	}
@@ -207,7 +207,7 @@ func TestRESTErrorMapping(t *testing.T) {
 			w.WriteHeader(c.status)
 			_, _ = w.Write([]byte(c.body))
 		})
-		st := newStore(t, supabase.RESTConfig{URL: stub, ServiceRoleKey: "k", MaxRetries: -1})
+		st := newStore(t, reststore.Config{URL: stub, ServiceRoleKey: "k", MaxRetries: -1})
 		err := st.Ping(context.Background())
 		var se *executor.StoreError
 		require.ErrorAs(t, err, &se, "%d %s", c.status, c.body)
@@ -240,7 +240,7 @@ func TestRESTRequests(t *testing.T) {
 			_, _ = w.Write([]byte(`[]`))
 		}
 	})
-	st := newStore(t, supabase.RESTConfig{URL: stub + "/", ServiceRoleKey: "service-key"})
+	st := newStore(t, reststore.Config{URL: stub + "/", ServiceRoleKey: "service-key"})
 	ctx := context.Background()
 	_, err := st.AppendRows(ctx, "w1", executor.Rows{
 		Events: []executor.Event{{RunID: "r1", Seq: 1, Level: "info", Source: "System", Message: "m", Attempt: 1}},

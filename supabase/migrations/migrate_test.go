@@ -1,4 +1,4 @@
-package supabase_test
+package migrations_test
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/opscontrolroom/opsd/internal/pgtest"
-	"github.com/opscontrolroom/opsd/supabase"
+	"github.com/opscontrolroom/opsd/supabase/migrations"
 )
 
 // TestMigrateEmptyDatabase: two migrators racing on an empty database apply
@@ -46,28 +46,28 @@ func TestMigrateEmptyDatabase(t *testing.T) {
 				return
 			}
 			defer conn.Close(ctx)
-			ms, err := supabase.Migrate(ctx, conn, supabase.BootstrapAuto)
+			ms, err := migrations.Migrate(ctx, conn, migrations.BootstrapAuto)
 			applied[i], errs[i] = len(ms), err
 		}()
 	}
 	wg.Wait()
 	require.NoError(t, errs[0])
 	require.NoError(t, errs[1])
-	require.Equal(t, len(supabase.Migrations()), applied[0]+applied[1], "each migration applied once")
+	require.Equal(t, len(migrations.Migrations()), applied[0]+applied[1], "each migration applied once")
 
 	conn, err := pgx.Connect(ctx, u.String())
 	require.NoError(t, err)
 	defer conn.Close(ctx)
-	again, err := supabase.Migrate(ctx, conn, supabase.BootstrapAuto)
+	again, err := migrations.Migrate(ctx, conn, migrations.BootstrapAuto)
 	require.NoError(t, err)
 	require.Empty(t, again)
-	require.NoError(t, supabase.CheckSchema(ctx, conn))
+	require.NoError(t, migrations.CheckSchema(ctx, conn))
 	var version string
 	require.NoError(t, conn.QueryRow(ctx, `SELECT opsd_schema_version()`).Scan(&version))
-	require.Equal(t, supabase.SchemaVersion(), version)
+	require.Equal(t, migrations.SchemaVersion(), version)
 
 	// A database missing the newest migration is reported as behind.
 	_, err = conn.Exec(ctx, `DELETE FROM supabase_migrations.schema_migrations WHERE version = $1`, version)
 	require.NoError(t, err)
-	require.ErrorIs(t, supabase.CheckSchema(ctx, conn), supabase.ErrSchemaBehind)
+	require.ErrorIs(t, migrations.CheckSchema(ctx, conn), migrations.ErrSchemaBehind)
 }

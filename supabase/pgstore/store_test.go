@@ -1,4 +1,4 @@
-package supabase_test
+package pgstore_test
 
 import (
 	"context"
@@ -15,21 +15,22 @@ import (
 
 	"github.com/opscontrolroom/opsd/executor"
 	"github.com/opscontrolroom/opsd/internal/pgtest"
-	"github.com/opscontrolroom/opsd/supabase"
+	"github.com/opscontrolroom/opsd/supabase/migrations"
+	"github.com/opscontrolroom/opsd/supabase/pgstore"
 	"github.com/opscontrolroom/opsd/supabase/storetest"
 )
 
-func newPGStore(t testing.TB) (*supabase.PGStore, *pgtest.DB) {
+func newPGStore(t testing.TB) (*pgstore.Store, *pgtest.DB) {
 	t.Helper()
 	db := pgtest.NewDB(t)
 	return openPGStore(t, db.URL), db
 }
 
-func openPGStore(t testing.TB, url string) *supabase.PGStore {
+func openPGStore(t testing.TB, url string) *pgstore.Store {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := supabase.NewPGStore(ctx, supabase.PGConfig{URL: url, MaxConns: 4, Logger: zaptest.NewLogger(t)})
+	s, err := pgstore.New(ctx, pgstore.Config{URL: url, MaxConns: 4, Logger: zaptest.NewLogger(t)})
 	require.NoError(t, err)
 	t.Cleanup(s.Close)
 	return s
@@ -43,7 +44,7 @@ func pgCtx(t testing.TB) context.Context {
 
 func pgPtr[T any](v T) *T { return &v }
 
-func pgSubmit(t testing.TB, s *supabase.PGStore, lane string, session *string) *executor.Run {
+func pgSubmit(t testing.TB, s *pgstore.Store, lane string, session *string) *executor.Run {
 	t.Helper()
 	r, err := s.SubmitRun(context.Background(), executor.NewRun{Env: "dev", Kind: "healthcheck", Lane: lane, SessionID: session})
 	require.NoError(t, err)
@@ -110,7 +111,7 @@ func TestPGStoreSubmitGetList(t *testing.T) {
 
 	v, err := s.SchemaVersion(ctx)
 	require.NoError(t, err)
-	assert.Equal(t, supabase.SchemaVersion(), v)
+	assert.Equal(t, migrations.SchemaVersion(), v)
 	require.NoError(t, s.Ping(ctx))
 
 	_, err = s.GetRun(ctx, "00000000-0000-0000-0000-000000000001")
@@ -247,7 +248,7 @@ func TestPGStoreRunLifecycle(t *testing.T) {
 }
 
 // pgClaimed submits a run and claims it for w1.
-func pgClaimed(tb testing.TB, s *supabase.PGStore) (string, executor.Lease) {
+func pgClaimed(tb testing.TB, s *pgstore.Store) (string, executor.Lease) {
 	tb.Helper()
 	r := pgSubmit(tb, s, "bench", nil)
 	claimed, err := s.ClaimRuns(context.Background(), executor.ClaimRequest{Worker: "w1", Lane: "bench", Limit: 1, LeaseFor: time.Hour})
@@ -257,7 +258,7 @@ func pgClaimed(tb testing.TB, s *supabase.PGStore) (string, executor.Lease) {
 }
 
 // pgAppend stores events and steps under lease (every row gets its attempt).
-func pgAppend(ctx context.Context, s *supabase.PGStore, lease executor.Lease, events []executor.Event, steps []executor.Step) error {
+func pgAppend(ctx context.Context, s *pgstore.Store, lease executor.Lease, events []executor.Event, steps []executor.Step) error {
 	for i := range events {
 		events[i].Attempt = lease.Attempt
 	}
@@ -480,7 +481,7 @@ func pgURLWithParam(url, k, v string) string {
 // pgLockedClaim starts a ClaimRuns that waits on a row lock held by another
 // transaction and returns once the store's backend is seen waiting; the
 // returned function releases the lock.
-func pgLockedClaim(t *testing.T, ctx context.Context, s *supabase.PGStore, db *pgtest.DB) (runID string, done <-chan error, unlock func()) {
+func pgLockedClaim(t *testing.T, ctx context.Context, s *pgstore.Store, db *pgtest.DB) (runID string, done <-chan error, unlock func()) {
 	t.Helper()
 	sess := insertSession(t, db.Pool)
 	r := pgSubmit(t, s, "D", &sess)
@@ -632,7 +633,7 @@ func TestPGStoreCloseStopsWakeups(t *testing.T) {
 // followed by an INSERT ... ON CONFLICT (COPY itself cannot skip conflicts),
 // with plain COPY (neither idempotent nor fenced) as the ceiling. Run:
 //
-//	go test ./supabase/ -run '^$' -bench AppendEvents -benchtime 200x
+//	go test ./supabase/pgstore/ -run '^$' -bench AppendEvents -benchtime 200x
 func BenchmarkAppendEvents(b *testing.B) {
 	const batch = 1000
 	mkBatch := func(runID string, first int) []executor.Event {
@@ -751,17 +752,20 @@ func BenchmarkAppendEvents(b *testing.B) {
 	})
 }
 
-// TestPGStoreContract runs the executor.Store contract suite against PGStore,
-// with a second store connected as role anon for the browser's privileges.
+// TestPGStoreContract runs the contract suites (the daemon's and the
+// operator's) against Store, with a second store connected as role anon for
+// the browser's privileges.
 func TestPGStoreContract(t *testing.T) {
-	storetest.Run(t, storetest.HarnessFunc(func(t *testing.T) *storetest.Env {
+	h := storetest.HarnessFunc(func(t *testing.T) *storetest.Env {
 		db := pgtest.NewDB(t)
 		return &storetest.Env{
 			Store: openPGStore(t, db.URL),
 			DB:    db.Pool,
 			Anon:  openPGStore(t, pgURLWithParam(db.URL, "role", "anon")),
 		}
-	}))
+	})
+	storetest.RunDaemon(t, h)
+	storetest.RunOperator(t, h)
 }
 
 // TestPGStoreExecModes runs the array-heavy calls in the query modes a

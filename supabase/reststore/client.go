@@ -1,4 +1,4 @@
-// The PostgREST client behind RESTStore. It speaks the subset of PostgREST
+// The PostgREST client behind Store. It speaks the subset of PostgREST
 // opsd needs, as documented by PostgREST and Supabase (pages followed):
 //
 //   - https://docs.postgrest.org/en/latest/references/api/tables_views.html
@@ -21,7 +21,7 @@
 // transient failure. Plain inserts (SubmitRun, PutArtifact) are retried only
 // when the request surely never reached the server (dial and DNS errors).
 
-package supabase
+package reststore
 
 import (
 	"bytes"
@@ -56,8 +56,8 @@ const (
 	restMaxResponse = 32 << 20
 )
 
-// RESTConfig configures NewRESTStore.
-type RESTConfig struct {
+// Config configures New.
+type Config struct {
 	// URL is the Supabase project URL (https://<ref>.supabase.co); the REST
 	// API is URL+"/rest/v1". Required. Environment: SUPABASE_URL.
 	URL string
@@ -112,7 +112,7 @@ type restClient struct {
 	log        *zap.Logger
 }
 
-func newRESTClient(cfg RESTConfig) (*restClient, error) {
+func newRESTClient(cfg Config) (*restClient, error) {
 	u, err := url.Parse(strings.TrimRight(cfg.URL, "/"))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("supabase REST: URL %q is not an http(s) project URL", cfg.URL)

@@ -1,4 +1,4 @@
-package supabase
+package wire
 
 import (
 	"encoding/json"
@@ -12,17 +12,11 @@ import (
 // migration 20261206000002; both stores call them with the same named
 // arguments built here and decode the same JSON answers.
 
-var (
-	_ executor.Operations = (*PGStore)(nil)
-	_ executor.Operations = (*RESTStore)(nil)
-	_ executor.Requeuer   = (*PGStore)(nil)
-	_ executor.Requeuer   = (*RESTStore)(nil)
-)
-
 // defaultPruneBatch bounds the rows one prune call deletes per table.
 const defaultPruneBatch = 500
 
-func pruneArgs(req executor.PruneRequest) map[string]any {
+// PruneArgs is the arguments of opsd_prune.
+func PruneArgs(req executor.PruneRequest) map[string]any {
 	batch := req.Batch
 	if batch <= 0 {
 		batch = defaultPruneBatch
@@ -38,7 +32,8 @@ func pruneArgs(req executor.PruneRequest) map[string]any {
 	}
 }
 
-func auditArgs(q executor.AuditQuery) map[string]any {
+// AuditArgs is the arguments of opsd_audit.
+func AuditArgs(q executor.AuditQuery) map[string]any {
 	limit := q.Limit
 	if limit <= 0 {
 		limit = 10000
@@ -58,15 +53,15 @@ func nilIfZeroTime(t time.Time) *time.Time {
 	return &t
 }
 
-// scheduleJSON is the object opsd_schedule_save reads.
-func scheduleJSON(s executor.Schedule) ([]byte, error) {
+// ScheduleJSON is the object opsd_schedule_save reads.
+func ScheduleJSON(s executor.Schedule) ([]byte, error) {
 	s.ID, s.NextRunAt, s.LastRunAt, s.CreatedBy, s.CreatedAt = "", nil, nil, nil, nil
 	return json.Marshal(s)
 }
 
-// decodeOps decodes a function's JSON answer; null decodes to nothing and
+// DecodeOps decodes a function's JSON answer; null decodes to nothing and
 // reports false.
-func decodeOps(op string, raw []byte, out any) (bool, error) {
+func DecodeOps(op string, raw []byte, out any) (bool, error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return false, nil
 	}
@@ -77,6 +72,7 @@ func decodeOps(op string, raw []byte, out any) (bool, error) {
 	return true, nil
 }
 
-func scheduleNotFound(op, name string) error {
+// ScheduleNotFound is the error for a schedule name that does not exist.
+func ScheduleNotFound(op, name string) error {
 	return &executor.StoreError{Kind: executor.ErrNotFound, Op: op, Message: fmt.Sprintf("no schedule named %q", name)}
 }

@@ -1,4 +1,4 @@
-package supabase
+package wire
 
 import (
 	"encoding/json"
@@ -40,38 +40,38 @@ type stepRow struct {
 	Error      *string         `json:"error"`
 }
 
-// eventRows checks and converts events: each needs a seq (>= 1, so a retry
+// EventRows checks and converts events: each needs a seq (>= 1, so a retry
 // is recognised) and its attempt (>= 1, the fence). A zero TS means now.
-func eventRows(op string, events []executor.Event) ([]eventRow, error) {
+func EventRows(op string, events []executor.Event) ([]eventRow, error) {
 	now := time.Now().UTC()
 	rows := make([]eventRow, len(events))
 	for i, e := range events {
 		if e.Seq < 1 {
-			return nil, invalidInput(op, "event %d of run %s has seq %d: seqs start at 1", i, e.RunID, e.Seq)
+			return nil, InvalidInput(op, "event %d of run %s has seq %d: seqs start at 1", i, e.RunID, e.Seq)
 		}
 		if e.Attempt < 1 {
-			return nil, invalidInput(op, "event %d of run %s has attempt %d: rows carry the writing attempt (>= 1)", i, e.RunID, e.Attempt)
+			return nil, InvalidInput(op, "event %d of run %s has attempt %d: rows carry the writing attempt (>= 1)", i, e.RunID, e.Attempt)
 		}
 		ts := e.TS
 		if ts.IsZero() {
 			ts = now
 		}
 		rows[i] = eventRow{RunID: e.RunID, Attempt: e.Attempt, Seq: e.Seq, TS: ts, Level: e.Level, Source: e.Source,
-			Message: e.Message, Data: restRaw(e.Data), Phase: restNilIfEmpty(e.Phase)}
+			Message: e.Message, Data: nullRaw(e.Data), Phase: nullString(e.Phase)}
 	}
 	return rows, nil
 }
 
-// stepRows converts steps: an empty Kind is "system", an empty Status
+// StepRows converts steps: an empty Kind is "system", an empty Status
 // "queued", no Args {}.
-func stepRows(op string, steps []executor.Step) ([]stepRow, error) {
+func StepRows(op string, steps []executor.Step) ([]stepRow, error) {
 	rows := make([]stepRow, len(steps))
 	for i, st := range steps {
 		if st.Attempt < 1 {
-			return nil, invalidInput(op, "step %d of run %s has attempt %d: rows carry the writing attempt (>= 1)", st.Idx, st.RunID, st.Attempt)
+			return nil, InvalidInput(op, "step %d of run %s has attempt %d: rows carry the writing attempt (>= 1)", st.Idx, st.RunID, st.Attempt)
 		}
 		rows[i] = stepRow{RunID: st.RunID, Attempt: st.Attempt, Idx: st.Idx, StepID: st.StepID, Title: st.Title,
-			Kind: st.Kind, Tool: st.Tool, Action: st.Action, Args: restRaw(st.Args), Status: st.Status,
+			Kind: st.Kind, Tool: st.Tool, Action: st.Action, Args: nullRaw(st.Args), Status: st.Status,
 			StartedAt: st.StartedAt, FinishedAt: st.FinishedAt, Error: st.Error}
 		if rows[i].Kind == "" {
 			rows[i].Kind = "system"
@@ -95,64 +95,67 @@ type finishRow struct {
 	Output       json.RawMessage `json:"output"`
 }
 
-// rowsArgs is the arguments of append_run_rows (NULL for an empty list).
-// The finishes' final events go with the batch's events, stamped with their
-// finish's run and attempt.
-type rowsArgs struct {
-	events, steps, phases, finishes any
+// RowsArgs is the arguments of append_run_rows (nil for an empty list, so
+// it is sent as NULL). The finishes' final events go with the batch's
+// events, stamped with their finish's run and attempt.
+type RowsArgs struct {
+	Events, Steps, Phases, Finishes any
 }
 
-func (a rowsArgs) empty() bool {
-	return a.events == nil && a.steps == nil && a.phases == nil && a.finishes == nil
+// Empty reports whether the batch holds nothing to send.
+func (a RowsArgs) Empty() bool {
+	return a.Events == nil && a.Steps == nil && a.Phases == nil && a.Finishes == nil
 }
 
-func newRowsArgs(op string, r executor.Rows) (rowsArgs, error) {
-	var a rowsArgs
+// NewRowsArgs checks and encodes a batch: every row carries its writer's
+// attempt (>= 1), every event a seq.
+func NewRowsArgs(op string, r executor.Rows) (RowsArgs, error) {
+	var a RowsArgs
 	events := r.Events
 	if len(r.Finishes) > 0 {
 		events = append([]executor.Event(nil), r.Events...)
 		fins := make([]finishRow, len(r.Finishes))
 		for i, f := range r.Finishes {
 			if f.Attempt < 1 {
-				return a, invalidInput(op, "finish of run %s has attempt %d: rows carry the writing attempt (>= 1)", f.RunID, f.Attempt)
+				return a, InvalidInput(op, "finish of run %s has attempt %d: rows carry the writing attempt (>= 1)", f.RunID, f.Attempt)
 			}
 			fins[i] = finishRow{RunID: f.RunID, Attempt: f.Attempt, Status: f.Status,
-				ErrorMessage: restNilIfEmpty(f.ErrorMessage), Output: restRaw(f.Output)}
+				ErrorMessage: nullString(f.ErrorMessage), Output: nullRaw(f.Output)}
 			for _, e := range f.Events {
 				e.RunID, e.Attempt = f.RunID, f.Attempt
 				events = append(events, e)
 			}
 		}
-		a.finishes = fins
+		a.Finishes = fins
 	}
 	if len(events) > 0 {
-		rows, err := eventRows(op, events)
+		rows, err := EventRows(op, events)
 		if err != nil {
 			return a, err
 		}
-		a.events = rows
+		a.Events = rows
 	}
 	if len(r.Steps) > 0 {
-		rows, err := stepRows(op, r.Steps)
+		rows, err := StepRows(op, r.Steps)
 		if err != nil {
 			return a, err
 		}
-		a.steps = rows
+		a.Steps = rows
 	}
 	if len(r.Phases) > 0 {
 		for _, p := range r.Phases {
 			if p.Attempt < 1 {
-				return a, invalidInput(op, "phase change of run %s has attempt %d: rows carry the writing attempt (>= 1)", p.RunID, p.Attempt)
+				return a, InvalidInput(op, "phase change of run %s has attempt %d: rows carry the writing attempt (>= 1)", p.RunID, p.Attempt)
 			}
 		}
-		a.phases = r.Phases
+		a.Phases = r.Phases
 	}
 	return a, nil
 }
 
-// leaseSeconds is a lease duration in whole seconds, rounded up, at least 1
+// LeaseSeconds is a lease duration in whole seconds, rounded up, at least 1
 // (default 30 s).
-func leaseSeconds(d time.Duration) int {
+func LeaseSeconds(d time.Duration) int {
 	if d <= 0 {
 		return 30
 	}
@@ -160,8 +163,8 @@ func leaseSeconds(d time.Duration) int {
 	return max(s, 1)
 }
 
-// leaseLost is the error of a write refused because the lease is gone.
-func leaseLost(op string, l executor.Lease) error {
+// LeaseLost is the error of a write refused because the lease is gone.
+func LeaseLost(op string, l executor.Lease) error {
 	return &executor.StoreError{Kind: executor.ErrLeaseLost, Op: op,
 		Message: fmt.Sprintf("run %s is no longer held by worker %s attempt %d", l.RunID, l.Worker, l.Attempt)}
 }

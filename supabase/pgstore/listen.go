@@ -1,4 +1,4 @@
-package supabase
+package pgstore
 
 import (
 	"context"
@@ -34,7 +34,7 @@ const (
 // buffer is full the wakeups are coalesced into one "". The channel is
 // closed when ctx is done or the store is closed. It is nil when the
 // connection cannot LISTEN (Supabase's transaction pooler): poll instead.
-func (s *PGStore) Wakeups(ctx context.Context) <-chan string {
+func (s *Store) Wakeups(ctx context.Context) <-chan string {
 	if s.listenCfg == nil {
 		return nil
 	}
@@ -61,7 +61,7 @@ func (s *PGStore) Wakeups(ctx context.Context) <-chan string {
 // listen holds one dedicated connection (outside the pool: a pooled
 // connection would lose its LISTEN on release) and reconnects with jittered
 // exponential backoff until ctx is done.
-func (s *PGStore) listen(ctx context.Context, ch chan string) {
+func (s *Store) listen(ctx context.Context, ch chan string) {
 	failures := 0
 	for {
 		began := time.Now()
@@ -88,7 +88,7 @@ func (s *PGStore) listen(ctx context.Context, ch chan string) {
 
 // listenOnce connects, LISTENs, sends the catch-up "" and forwards
 // notifications until the connection fails or ctx is done.
-func (s *PGStore) listenOnce(ctx context.Context, ch chan string) error {
+func (s *Store) listenOnce(ctx context.Context, ch chan string) error {
 	conn, err := pgx.ConnectConfig(ctx, s.listenCfg)
 	if err != nil {
 		return pgError(ctx, "listen: connect", err)

@@ -1,4 +1,4 @@
-package supabase
+package pgstore
 
 import (
 	"context"
@@ -18,12 +18,16 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/opscontrolroom/opsd/executor"
+	"github.com/opscontrolroom/opsd/supabase/internal/wire"
 )
 
-var _ executor.Store = (*PGStore)(nil)
+var (
+	_ executor.Store         = (*Store)(nil)
+	_ executor.OperatorStore = (*Store)(nil)
+)
 
-// PGConfig configures a PGStore.
-type PGConfig struct {
+// Config configures a Store.
+type Config struct {
 	// URL is a PostgreSQL connection string (URL or key=value), e.g. the
 	// project's direct connection or its session pooler (port 5432).
 	// Environment: OPSD_DATABASE_URL / DATABASE_URL (read by the caller).
@@ -50,10 +54,10 @@ const (
 	transactionPoolerPort = 6543
 )
 
-// PGStore is the executor.Store over a direct PostgreSQL connection (pgxpool).
+// Store is the executor.Store over a direct PostgreSQL connection (pgxpool).
 // It calls the SQL functions of the migrations and pushes wakeups from
 // LISTEN opsd_wake.
-type PGStore struct {
+type Store struct {
 	pool      *pgxpool.Pool
 	listenCfg *pgx.ConnConfig // nil when the connection cannot LISTEN
 	log       *zap.Logger
@@ -66,8 +70,8 @@ type PGStore struct {
 	closeOnce sync.Once
 }
 
-// NewPGStore opens a pool and checks that the database answers.
-func NewPGStore(ctx context.Context, cfg PGConfig) (*PGStore, error) {
+// New opens a pool and checks that the database answers.
+func New(ctx context.Context, cfg Config) (*Store, error) {
 	pcfg, err := pgxpool.ParseConfig(cfg.URL)
 	if err != nil {
 		return nil, fmt.Errorf("parse database URL: %w", errors.New(redactParseError(err)))
@@ -88,7 +92,7 @@ func NewPGStore(ctx context.Context, cfg PGConfig) (*PGStore, error) {
 		return &pgconn.CancelRequestContextWatcherHandler{Conn: c, DeadlineDelay: 2 * time.Second}
 	}
 
-	s := &PGStore{log: cfg.Logger}
+	s := &Store{log: cfg.Logger}
 	s.stopCtx, s.stopAll = context.WithCancel(context.Background())
 	if s.log == nil {
 		s.log = zap.NewNop()
@@ -135,7 +139,7 @@ func redactParseError(err error) string {
 }
 
 // Close stops the listeners, waits for them and closes the pool.
-func (s *PGStore) Close() {
+func (s *Store) Close() {
 	s.closeOnce.Do(func() {
 		s.mu.Lock()
 		s.closed = true
@@ -147,12 +151,12 @@ func (s *PGStore) Close() {
 }
 
 // Pool is the store's connection pool (for the operator CLI's extras).
-func (s *PGStore) Pool() *pgxpool.Pool { return s.pool }
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 
 // ClaimRuns claims up to req.Limit runs of req.Lane through claim_run.
-func (s *PGStore) ClaimRuns(ctx context.Context, req executor.ClaimRequest) ([]*executor.Run, error) {
+func (s *Store) ClaimRuns(ctx context.Context, req executor.ClaimRequest) ([]*executor.Run, error) {
 	rows, err := s.pool.Query(ctx, `SELECT public.claim_run($1, $2, $3, $4::uuid, $5)`,
-		req.Worker, req.Lane, req.Limit, nullString(req.Token), leaseSeconds(req.LeaseFor))
+		req.Worker, req.Lane, req.Limit, nullString(req.Token), wire.LeaseSeconds(req.LeaseFor))
 	if err != nil {
 		return nil, pgError(ctx, "claim_run lane "+req.Lane, err)
 	}
@@ -165,7 +169,7 @@ func (s *PGStore) ClaimRuns(ctx context.Context, req executor.ClaimRequest) ([]*
 
 // Heartbeat renews every lease of worker in one call; states come back in
 // the order of leases.
-func (s *PGStore) Heartbeat(ctx context.Context, worker string, leases []executor.Lease, leaseFor time.Duration) ([]executor.LeaseState, error) {
+func (s *Store) Heartbeat(ctx context.Context, worker string, leases []executor.Lease, leaseFor time.Duration) ([]executor.LeaseState, error) {
 	if len(leases) == 0 {
 		return nil, nil
 	}
@@ -179,7 +183,7 @@ func (s *PGStore) Heartbeat(ctx context.Context, worker string, leases []executo
 		ids[i], attempts[i] = u, int32(l.Attempt)
 	}
 	rows, err := s.pool.Query(ctx, `SELECT run_id, state, approved, coalesce(approved_by, ''), coalesce(message, '')
-		FROM public.heartbeat_runs($1, $2, $3, $4)`, worker, ids, attempts, leaseSeconds(leaseFor))
+		FROM public.heartbeat_runs($1, $2, $3, $4)`, worker, ids, attempts, wire.LeaseSeconds(leaseFor))
 	if err != nil {
 		return nil, pgError(ctx, "heartbeat_runs", err)
 	}
@@ -208,22 +212,22 @@ func (s *PGStore) Heartbeat(ctx context.Context, worker string, leases []executo
 }
 
 // SetPhase records the current phase of a leased run.
-func (s *PGStore) SetPhase(ctx context.Context, lease executor.Lease, phase string) (bool, error) {
+func (s *Store) SetPhase(ctx context.Context, lease executor.Lease, phase string) (bool, error) {
 	return s.queryBool(ctx, "set_run_phase "+phase, `SELECT public.set_run_phase($1, $2, $3, $4)`,
 		lease.RunID, lease.Worker, lease.Attempt, phase)
 }
 
 // FinishRun is the fenced terminal write.
-func (s *PGStore) FinishRun(ctx context.Context, f executor.Finish) (bool, error) {
+func (s *Store) FinishRun(ctx context.Context, f executor.Finish) (bool, error) {
 	var events *string
 	if len(f.Events) > 0 {
-		rows, err := eventRows("finish_run", f.Events)
+		rows, err := wire.EventRows("finish_run", f.Events)
 		if err != nil {
 			return false, err
 		}
 		b, err := json.Marshal(rows)
 		if err != nil {
-			return false, invalidInput("finish_run", "encode final events: %v", err)
+			return false, wire.InvalidInput("finish_run", "encode final events: %v", err)
 		}
 		events = ptrTo(string(b))
 	}
@@ -232,13 +236,13 @@ func (s *PGStore) FinishRun(ctx context.Context, f executor.Finish) (bool, error
 }
 
 // ReleaseRun puts a leased run back to queued.
-func (s *PGStore) ReleaseRun(ctx context.Context, lease executor.Lease, reason string) (bool, error) {
+func (s *Store) ReleaseRun(ctx context.Context, lease executor.Lease, reason string) (bool, error) {
 	return s.queryBool(ctx, "release_run", `SELECT public.release_run($1, $2, $3, $4)`,
 		lease.RunID, lease.Worker, lease.Attempt, nullString(reason))
 }
 
 // ReapStale acts on runs whose lease expired.
-func (s *PGStore) ReapStale(ctx context.Context) ([]executor.ReapResult, error) {
+func (s *Store) ReapStale(ctx context.Context) ([]executor.ReapResult, error) {
 	rows, err := s.pool.Query(ctx, `SELECT run_id::text, action, phase, coalesce(worker, '') FROM public.reap_stale_runs()`)
 	if err != nil {
 		return nil, pgError(ctx, "reap_stale_runs", err)
@@ -257,7 +261,7 @@ func (s *PGStore) ReapStale(ctx context.Context) ([]executor.ReapResult, error) 
 // SubmitRun inserts a queued run the way the frontend does: only the columns
 // NewRun sets (a browser role may insert only the frontend's columns);
 // status, claim columns and created_by keep their defaults.
-func (s *PGStore) SubmitRun(ctx context.Context, r executor.NewRun) (*executor.Run, error) {
+func (s *Store) SubmitRun(ctx context.Context, r executor.NewRun) (*executor.Run, error) {
 	cols := []string{"env", "kind", "plan", "intent", "session_id"}
 	args := []any{r.Env, r.Kind, nullJSON(r.Plan), r.Intent, r.SessionID}
 	add := func(col string, v any) {
@@ -296,7 +300,7 @@ func (s *PGStore) SubmitRun(ctx context.Context, r executor.NewRun) (*executor.R
 }
 
 // GetRun loads one run; ErrNotFound when there is none.
-func (s *PGStore) GetRun(ctx context.Context, id string) (*executor.Run, error) {
+func (s *Store) GetRun(ctx context.Context, id string) (*executor.Run, error) {
 	run, err := scanRun(s.pool.QueryRow(ctx, `SELECT `+runJSON+` FROM public.runs r WHERE r.id = $1`, id))
 	if err != nil {
 		err = pgError(ctx, "get run "+id, err)
@@ -311,7 +315,7 @@ func (s *PGStore) GetRun(ctx context.Context, id string) (*executor.Run, error) 
 
 // ListRuns lists runs newest first. Empty Statuses means all; Limit <= 0
 // means no limit.
-func (s *PGStore) ListRuns(ctx context.Context, f executor.RunFilter) ([]*executor.Run, error) {
+func (s *Store) ListRuns(ctx context.Context, f executor.RunFilter) ([]*executor.Run, error) {
 	var statuses []string
 	if len(f.Statuses) > 0 {
 		statuses = f.Statuses
@@ -330,7 +334,7 @@ func (s *PGStore) ListRuns(ctx context.Context, f executor.RunFilter) ([]*execut
 }
 
 // LaneCounts reports queued and running runs per lane (opsd_lane_counts).
-func (s *PGStore) LaneCounts(ctx context.Context) ([]executor.LaneCount, error) {
+func (s *Store) LaneCounts(ctx context.Context) ([]executor.LaneCount, error) {
 	rows, err := s.pool.Query(ctx, `SELECT lane, queued, running FROM public.opsd_lane_counts()`)
 	if err != nil {
 		return nil, pgError(ctx, "opsd_lane_counts", err)
@@ -348,22 +352,22 @@ func (s *PGStore) LaneCounts(ctx context.Context) ([]executor.LaneCount, error) 
 
 // CancelRun cancels a queued or running run (cancel_run); false when it was
 // already terminal or does not exist.
-func (s *PGStore) CancelRun(ctx context.Context, id string) (bool, error) {
+func (s *Store) CancelRun(ctx context.Context, id string) (bool, error) {
 	return s.queryBool(ctx, "cancel_run "+id, `SELECT public.cancel_run($1)`, id)
 }
 
 // ApproveRun approves a run waiting before its action phase (approve_run).
-func (s *PGStore) ApproveRun(ctx context.Context, id, approver string) (bool, error) {
+func (s *Store) ApproveRun(ctx context.Context, id, approver string) (bool, error) {
 	return s.queryBool(ctx, "approve_run "+id, `SELECT public.approve_run($1, $2)`, id, approver)
 }
 
 // RejectRun refuses a run waiting for approval (reject_run).
-func (s *PGStore) RejectRun(ctx context.Context, id, approver, reason string) (bool, error) {
+func (s *Store) RejectRun(ctx context.Context, id, approver, reason string) (bool, error) {
 	return s.queryBool(ctx, "reject_run "+id, `SELECT public.reject_run($1, $2, $3)`, id, reason, approver)
 }
 
 // SchemaVersion is the newest applied opsd migration ("" when none is).
-func (s *PGStore) SchemaVersion(ctx context.Context) (string, error) {
+func (s *Store) SchemaVersion(ctx context.Context) (string, error) {
 	var v *string
 	if err := s.pool.QueryRow(ctx, `SELECT public.opsd_schema_version()`).Scan(&v); err != nil {
 		return "", pgError(ctx, "opsd_schema_version", err)
@@ -375,7 +379,7 @@ func (s *PGStore) SchemaVersion(ctx context.Context) (string, error) {
 }
 
 // Ping checks connectivity through the ping() function.
-func (s *PGStore) Ping(ctx context.Context) error {
+func (s *Store) Ping(ctx context.Context) error {
 	var pong string
 	if err := s.pool.QueryRow(ctx, `SELECT public.ping()`).Scan(&pong); err != nil {
 		return pgError(ctx, "ping", err)
@@ -386,7 +390,7 @@ func (s *PGStore) Ping(ctx context.Context) error {
 	return nil
 }
 
-func (s *PGStore) queryBool(ctx context.Context, op, sql string, args ...any) (bool, error) {
+func (s *Store) queryBool(ctx context.Context, op, sql string, args ...any) (bool, error) {
 	var ok bool
 	if err := s.pool.QueryRow(ctx, sql, args...).Scan(&ok); err != nil {
 		return false, pgError(ctx, op, err)
@@ -463,7 +467,7 @@ func limitArg(n int) *int64 {
 func parseUUID(op, s string) (pgtype.UUID, error) {
 	var u pgtype.UUID
 	if err := u.Scan(s); err != nil {
-		return u, invalidInput(op, "invalid uuid %q", s)
+		return u, wire.InvalidInput(op, "invalid uuid %q", s)
 	}
 	return u, nil
 }
@@ -475,17 +479,17 @@ func uuidString(u pgtype.UUID) string {
 
 // AppendRows stores a batch through append_run_rows in one round trip and
 // returns the leases whose rows were refused.
-func (s *PGStore) AppendRows(ctx context.Context, worker string, r executor.Rows) ([]executor.Lease, error) {
+func (s *Store) AppendRows(ctx context.Context, worker string, r executor.Rows) ([]executor.Lease, error) {
 	const op = "append_run_rows"
-	a, err := newRowsArgs(op, r)
+	a, err := wire.NewRowsArgs(op, r)
 	if err != nil {
 		return nil, err
 	}
-	if a.empty() {
+	if a.Empty() {
 		return nil, nil
 	}
 	rows, err := s.pool.Query(ctx, `SELECT run_id::text, attempt FROM public.append_run_rows($1, $2::jsonb, $3::jsonb, $4::jsonb, $5::jsonb)`,
-		worker, jsonArg(a.events), jsonArg(a.steps), jsonArg(a.phases), jsonArg(a.finishes))
+		worker, jsonArg(a.Events), jsonArg(a.Steps), jsonArg(a.Phases), jsonArg(a.Finishes))
 	if err != nil {
 		return nil, pgError(ctx, op, err)
 	}
@@ -516,7 +520,7 @@ func ptrTo[T any](v T) *T { return &v }
 
 // ListEvents returns a run's events with seq > afterSeq in seq order; limit
 // <= 0 means all.
-func (s *PGStore) ListEvents(ctx context.Context, runID string, afterSeq int, limit int) ([]executor.Event, error) {
+func (s *Store) ListEvents(ctx context.Context, runID string, afterSeq int, limit int) ([]executor.Event, error) {
 	rows, err := s.pool.Query(ctx, `
 		SELECT run_id::text, seq, ts, level, source, message, data, coalesce(phase, '')
 		  FROM public.run_events WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
@@ -538,7 +542,7 @@ func (s *PGStore) ListEvents(ctx context.Context, runID string, afterSeq int, li
 }
 
 // PutArtifact stores one artifact of a leased run (put_artifact).
-func (s *PGStore) PutArtifact(ctx context.Context, lease executor.Lease, a executor.Artifact) error {
+func (s *Store) PutArtifact(ctx context.Context, lease executor.Lease, a executor.Artifact) error {
 	op := "put artifact " + a.Title
 	var id *int64
 	err := s.pool.QueryRow(ctx, `SELECT public.put_artifact($1, $2, $3, $4, $5, $6)`,
@@ -547,13 +551,13 @@ func (s *PGStore) PutArtifact(ctx context.Context, lease executor.Lease, a execu
 		return pgError(ctx, op, err)
 	}
 	if id == nil {
-		return leaseLost(op, lease)
+		return wire.LeaseLost(op, lease)
 	}
 	return nil
 }
 
 // ListArtifacts returns a run's artifacts in the order they were written.
-func (s *PGStore) ListArtifacts(ctx context.Context, runID string) ([]executor.Artifact, error) {
+func (s *Store) ListArtifacts(ctx context.Context, runID string) ([]executor.Artifact, error) {
 	rows, err := s.pool.Query(ctx, `SELECT id, run_id::text, created_at, kind, title, value
 		FROM public.artifacts WHERE run_id = $1 ORDER BY id`, runID)
 	if err != nil {
@@ -571,7 +575,7 @@ func (s *PGStore) ListArtifacts(ctx context.Context, runID string) ([]executor.A
 }
 
 // GetTemplate loads a template by id or slug; ErrNotFound names what was asked for.
-func (s *PGStore) GetTemplate(ctx context.Context, idOrSlug string) (*executor.Template, error) {
+func (s *Store) GetTemplate(ctx context.Context, idOrSlug string) (*executor.Template, error) {
 	var id *pgtype.UUID
 	if u, err := parseUUID("", idOrSlug); err == nil {
 		id = &u
@@ -592,12 +596,12 @@ func (s *PGStore) GetTemplate(ctx context.Context, idOrSlug string) (*executor.T
 }
 
 // UpsertSpecDoc writes a spec_docs row by slug for a leased run (put_spec_doc).
-func (s *PGStore) UpsertSpecDoc(ctx context.Context, lease executor.Lease, slug, title, content string) error {
+func (s *Store) UpsertSpecDoc(ctx context.Context, lease executor.Lease, slug, title, content string) error {
 	op := "upsert spec doc " + slug
 	ok, err := s.queryBool(ctx, op, `SELECT public.put_spec_doc($1, $2, $3, $4, $5, $6)`,
 		lease.Worker, lease.RunID, lease.Attempt, slug, title, content)
 	if err == nil && !ok {
-		err = leaseLost(op, lease)
+		err = wire.LeaseLost(op, lease)
 	}
 	return err
 }

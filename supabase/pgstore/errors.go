@@ -1,4 +1,4 @@
-package supabase
+package pgstore
 
 import (
 	"context"
@@ -99,9 +99,4 @@ func isNetworkError(err error) bool {
 	return pgconn.Timeout(err) || pgconn.SafeToRetry(err) ||
 		errors.As(err, &netErr) || errors.As(err, &connectErr) ||
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed)
-}
-
-// invalidInput is a client-side validation failure, typed like the server's.
-func invalidInput(op, format string, args ...any) error {
-	return &executor.StoreError{Kind: executor.ErrInvalidInput, Op: op, Message: fmt.Sprintf(format, args...)}
 }

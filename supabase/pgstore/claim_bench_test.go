@@ -1,4 +1,4 @@
-package supabase_test
+package pgstore_test
 
 import (
 	"context"
@@ -10,10 +10,10 @@ import (
 	"github.com/opscontrolroom/opsd/executor"
 	"github.com/opscontrolroom/opsd/internal/pgtest"
 	"github.com/opscontrolroom/opsd/internal/uuid"
-	"github.com/opscontrolroom/opsd/supabase"
+	"github.com/opscontrolroom/opsd/supabase/pgstore"
 )
 
-// BenchmarkClaim measures the claim path, PGStore.ClaimRuns (claim_run with
+// BenchmarkClaim measures the claim path, Store.ClaimRuns (claim_run with
 // a claim token, one round trip), against a real PostgreSQL whose runs table
 // also holds 10,000 finished runs of history:
 //
@@ -24,7 +24,7 @@ import (
 //
 // Run:
 //
-//	go test ./supabase/ -run '^$' -bench Claim -benchtime 2000x
+//	go test ./supabase/pgstore/ -run '^$' -bench Claim -benchtime 2000x
 func BenchmarkClaim(b *testing.B) {
 	b.Run("idle", func(b *testing.B) {
 		s, _ := claimBenchStore(b)
@@ -47,7 +47,7 @@ func BenchmarkClaim(b *testing.B) {
 	})
 }
 
-func benchClaims(b *testing.B, s *supabase.PGStore, lane string, limit, want int) {
+func benchClaims(b *testing.B, s *pgstore.Store, lane string, limit, want int) {
 	ctx := context.Background()
 	b.ResetTimer()
 	began := time.Now()
@@ -70,7 +70,7 @@ func benchClaims(b *testing.B, s *supabase.PGStore, lane string, limit, want int
 }
 
 // claimBenchStore is a fresh database with 10,000 finished runs and a store on it.
-func claimBenchStore(b *testing.B) (*supabase.PGStore, *pgtest.DB) {
+func claimBenchStore(b *testing.B) (*pgstore.Store, *pgtest.DB) {
 	b.Helper()
 	ctx := context.Background()
 	db := pgtest.NewDB(b)
@@ -80,7 +80,7 @@ func claimBenchStore(b *testing.B) (*supabase.PGStore, *pgtest.DB) {
 	require.NoError(b, err)
 	_, err = db.Pool.Exec(ctx, `ANALYZE runs`)
 	require.NoError(b, err)
-	s, err := supabase.NewPGStore(ctx, supabase.PGConfig{URL: db.URL, MaxConns: 2})
+	s, err := pgstore.New(ctx, pgstore.Config{URL: db.URL, MaxConns: 2})
 	require.NoError(b, err)
 	b.Cleanup(s.Close)
 	return s, db

@@ -10,8 +10,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/opscontrolroom/opsd/adapters"
-	sb "github.com/opscontrolroom/opsd/adapters/supabase"
-	"github.com/opscontrolroom/opsd/adapters/supabase/supabasetest"
+	sb "github.com/opscontrolroom/opsd/adapters/supabaseadapter"
+	"github.com/opscontrolroom/opsd/adapters/supabaseadapter/supabasetest"
 )
 
 func newHealthClient(t *testing.T, srv *supabasetest.Server, key string) *sb.Client {

@@ -1,4 +1,4 @@
-package supabase
+package reststore
 
 import (
 	"context"
@@ -6,20 +6,26 @@ import (
 	"time"
 
 	"github.com/opscontrolroom/opsd/executor"
+	"github.com/opscontrolroom/opsd/supabase/internal/wire"
 )
 
 // callJSON calls one operations function through PostgREST.
-func (s *RESTStore) callJSON(ctx context.Context, fn string, args map[string]any, policy restRetryPolicy, out any) (bool, error) {
+var (
+	_ executor.Operations = (*Store)(nil)
+	_ executor.Requeuer   = (*Store)(nil)
+)
+
+func (s *Store) callJSON(ctx context.Context, fn string, args map[string]any, policy restRetryPolicy, out any) (bool, error) {
 	var raw json.RawMessage
 	if _, err := s.rpc(ctx, fn, args, policy, &raw); err != nil {
 		return false, err
 	}
-	return decodeOps(fn, raw, out)
+	return wire.DecodeOps(fn, raw, out)
 }
 
 // EnqueueDueSchedules calls opsd_enqueue_due_schedules; the unique tick
 // index makes a resent call harmless.
-func (s *RESTStore) EnqueueDueSchedules(ctx context.Context, limit int) (executor.EnqueueResult, error) {
+func (s *Store) EnqueueDueSchedules(ctx context.Context, limit int) (executor.EnqueueResult, error) {
 	var r executor.EnqueueResult
 	_, err := s.callJSON(ctx, "opsd_enqueue_due_schedules", map[string]any{"p_limit": limit}, restRetrySafe, &r)
 	return r, err
@@ -27,15 +33,15 @@ func (s *RESTStore) EnqueueDueSchedules(ctx context.Context, limit int) (executo
 
 // Prune calls opsd_prune once (a batch is idempotent: resending deletes
 // what is still due).
-func (s *RESTStore) Prune(ctx context.Context, req executor.PruneRequest) (executor.PruneResult, error) {
+func (s *Store) Prune(ctx context.Context, req executor.PruneRequest) (executor.PruneResult, error) {
 	var r executor.PruneResult
-	_, err := s.callJSON(ctx, "opsd_prune", pruneArgs(req), restRetrySafe, &r)
+	_, err := s.callJSON(ctx, "opsd_prune", wire.PruneArgs(req), restRetrySafe, &r)
 	return r, err
 }
 
 // SaveSchedule calls opsd_schedule_save.
-func (s *RESTStore) SaveSchedule(ctx context.Context, sc executor.Schedule, actor string) (*executor.Schedule, error) {
-	body, err := scheduleJSON(sc)
+func (s *Store) SaveSchedule(ctx context.Context, sc executor.Schedule, actor string) (*executor.Schedule, error) {
+	body, err := wire.ScheduleJSON(sc)
 	if err != nil {
 		return nil, err
 	}
@@ -48,14 +54,14 @@ func (s *RESTStore) SaveSchedule(ctx context.Context, sc executor.Schedule, acto
 }
 
 // ListSchedules calls opsd_schedules.
-func (s *RESTStore) ListSchedules(ctx context.Context) ([]executor.Schedule, error) {
+func (s *Store) ListSchedules(ctx context.Context) ([]executor.Schedule, error) {
 	var out []executor.Schedule
 	_, err := s.callJSON(ctx, "opsd_schedules", nil, restRetrySafe, &out)
 	return out, err
 }
 
 // SetScheduleEnabled calls opsd_schedule_set.
-func (s *RESTStore) SetScheduleEnabled(ctx context.Context, name string, enabled bool, actor string) (*executor.Schedule, error) {
+func (s *Store) SetScheduleEnabled(ctx context.Context, name string, enabled bool, actor string) (*executor.Schedule, error) {
 	var out executor.Schedule
 	ok, err := s.callJSON(ctx, "opsd_schedule_set", map[string]any{"p_name": name, "p_enabled": enabled, "p_actor": actor},
 		restRetrySafe, &out)
@@ -63,26 +69,26 @@ func (s *RESTStore) SetScheduleEnabled(ctx context.Context, name string, enabled
 		return nil, err
 	}
 	if !ok {
-		return nil, scheduleNotFound("opsd_schedule_set", name)
+		return nil, wire.ScheduleNotFound("opsd_schedule_set", name)
 	}
 	return &out, nil
 }
 
 // DeleteSchedule calls opsd_schedule_delete.
-func (s *RESTStore) DeleteSchedule(ctx context.Context, name, actor string) error {
+func (s *Store) DeleteSchedule(ctx context.Context, name, actor string) error {
 	var ok bool
 	if _, err := s.rpc(ctx, "opsd_schedule_delete", map[string]any{"p_name": name, "p_actor": actor}, restRetryUnsent, &ok); err != nil {
 		return err
 	}
 	if !ok {
-		return scheduleNotFound("opsd_schedule_delete", name)
+		return wire.ScheduleNotFound("opsd_schedule_delete", name)
 	}
 	return nil
 }
 
 // RetryRun calls retry_run. Not resent after a doubtful failure: a second
 // call would queue a second retry.
-func (s *RESTStore) RetryRun(ctx context.Context, id, actor string) (string, error) {
+func (s *Store) RetryRun(ctx context.Context, id, actor string) (string, error) {
 	var newID *string
 	if _, err := s.rpc(ctx, "retry_run", map[string]any{"p_run_id": id, "p_actor": actor}, restRetryUnsent, &newID); err != nil {
 		return "", err
@@ -94,14 +100,14 @@ func (s *RESTStore) RetryRun(ctx context.Context, id, actor string) (string, err
 }
 
 // Audit calls opsd_audit.
-func (s *RESTStore) Audit(ctx context.Context, q executor.AuditQuery) ([]executor.AuditEntry, error) {
+func (s *Store) Audit(ctx context.Context, q executor.AuditQuery) ([]executor.AuditEntry, error) {
 	var out []executor.AuditEntry
-	_, err := s.callJSON(ctx, "opsd_audit", auditArgs(q), restRetrySafe, &out)
+	_, err := s.callJSON(ctx, "opsd_audit", wire.AuditArgs(q), restRetrySafe, &out)
 	return out, err
 }
 
 // QueueStats calls opsd_queue_stats.
-func (s *RESTStore) QueueStats(ctx context.Context) (executor.QueueStats, error) {
+func (s *Store) QueueStats(ctx context.Context) (executor.QueueStats, error) {
 	var out executor.QueueStats
 	_, err := s.callJSON(ctx, "opsd_queue_stats", nil, restRetrySafe, &out)
 	return out, err
@@ -109,7 +115,7 @@ func (s *RESTStore) QueueStats(ctx context.Context) (executor.QueueStats, error)
 
 // RequeueRun calls opsd_requeue_run; fenced by worker and attempt, so a
 // resent call cannot requeue twice.
-func (s *RESTStore) RequeueRun(ctx context.Context, lease executor.Lease, delay time.Duration, reason string) (bool, error) {
+func (s *Store) RequeueRun(ctx context.Context, lease executor.Lease, delay time.Duration, reason string) (bool, error) {
 	var ok bool
 	_, err := s.rpc(ctx, "opsd_requeue_run", map[string]any{"p_run_id": lease.RunID, "p_worker": lease.Worker, "p_attempt": lease.Attempt,
 		"p_delay_seconds": int(delay.Round(time.Second) / time.Second), "p_reason": reason}, restRetrySafe, &ok)
