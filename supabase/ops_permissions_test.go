@@ -42,12 +42,7 @@ func newOpsFixture(t *testing.T, pool *pgxpool.Pool) opsFixture {
 	return fx
 }
 
-type opsOp struct {
-	name, method, path string
-	query              func(fx opsFixture) url.Values
-	body               func(fx opsFixture) any
-	want               [4]string
-}
+type opsOp = matrixOp[opsFixture]
 
 // TestOperationsPermissionMatrix extends the permission matrix to the
 // schedules, retry, retention and audit tables and functions: users manage
@@ -132,26 +127,7 @@ func TestOperationsPermissionMatrix(t *testing.T) {
 		}),
 	}
 
-	var table strings.Builder
-	var mismatches []string
-	for _, op := range ops {
-		fmt.Fprintf(&table, "%-44s", op.name)
-		for i, p := range permPrincipals(srv) {
-			fx := newOpsFixture(t, db.Pool)
-			var body any
-			if op.body != nil {
-				body = op.body(fx)
-			}
-			got, detail := c.send(t, p, op.method, op.path, op.query(fx), body)
-			mark := ""
-			if got != op.want[i] {
-				mark = " !!"
-				mismatches = append(mismatches, fmt.Sprintf("%s as %s: got %s (%s), want %s", op.name, p.name, got, detail, op.want[i]))
-			}
-			fmt.Fprintf(&table, " | %-16s", fmt.Sprintf("%s %s%s", got, strings.SplitN(detail, ":", 2)[0], mark))
-		}
-		table.WriteString("\n")
-	}
-	t.Log("\n" + table.String())
+	table, mismatches := runMatrix(t, c, permPrincipals(srv), ops, func() opsFixture { return newOpsFixture(t, db.Pool) })
+	t.Log(table)
 	require.Empty(t, mismatches)
 }

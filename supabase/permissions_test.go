@@ -101,16 +101,46 @@ func newPermFixture(t *testing.T, pool *pgxpool.Pool) permFixture {
 	return fx
 }
 
-// permOp is one write or RPC, and what CONTRACT.md's security model says
+// matrixOp is one write or RPC, and what CONTRACT.md's security model says
 // each principal gets: anon, user A (the owner of the rows marked A), user B
-// (another user), service_role.
-type permOp struct {
+// (another user), service_role. F is the fixture each cell gets fresh.
+type matrixOp[F any] struct {
 	name   string
 	method string
 	path   string // under /rest/v1
-	query  func(fx permFixture) url.Values
-	body   func(fx permFixture) any
+	query  func(fx F) url.Values
+	body   func(fx F) any
 	want   [4]string
+}
+
+type permOp = matrixOp[permFixture]
+
+// runMatrix sends every op as every principal, each cell on a fresh
+// fixture, and returns the printed matrix and what differs from want.
+func runMatrix[F any](t *testing.T, c permClient, principals []permPrincipal, ops []matrixOp[F], fixture func() F) (string, []string) {
+	var table strings.Builder
+	fmt.Fprintf(&table, "\n%-48s | %-16s | %-16s | %-16s | %-16s\n", "operation", "anon", "user A (owner)", "user B (other)", "service_role")
+	table.WriteString(strings.Repeat("-", 48+4*19) + "\n")
+	var mismatches []string
+	for _, op := range ops {
+		fmt.Fprintf(&table, "%-48s", op.name)
+		for i, p := range principals {
+			fx := fixture()
+			var body any
+			if op.body != nil {
+				body = op.body(fx)
+			}
+			got, detail := c.send(t, p, op.method, op.path, op.query(fx), body)
+			mark := ""
+			if got != op.want[i] {
+				mark = " !!"
+				mismatches = append(mismatches, fmt.Sprintf("%s as %s: got %s (%s), want %s", op.name, p.name, got, detail, op.want[i]))
+			}
+			fmt.Fprintf(&table, " | %-16s", fmt.Sprintf("%s %s%s", got, strings.SplitN(detail, ":", 2)[0], mark))
+		}
+		table.WriteString("\n")
+	}
+	return table.String(), mismatches
 }
 
 func eq(id string) url.Values { return url.Values{"id": {"eq." + id}} }
@@ -328,33 +358,9 @@ func TestPermissionMatrix(t *testing.T) {
 
 func testPermissionMatrix(t *testing.T, kind resttest.Kind) {
 	srv := resttest.Open(t, kind)
-	db := srv.DB
-	c := permClient{srv: srv}
-	principals := permPrincipals(srv)
-
-	var table strings.Builder
-	fmt.Fprintf(&table, "\n%-48s | %-16s | %-16s | %-16s | %-16s\n", "operation", "anon", "user A (owner)", "user B (other)", "service_role")
-	table.WriteString(strings.Repeat("-", 48+4*19) + "\n")
-	var mismatches []string
-	for _, op := range permOps() {
-		fmt.Fprintf(&table, "%-48s", op.name)
-		for i, p := range principals {
-			fx := newPermFixture(t, db.Pool)
-			var body any
-			if op.body != nil {
-				body = op.body(fx)
-			}
-			got, detail := c.send(t, p, op.method, op.path, op.query(fx), body)
-			mark := ""
-			if got != op.want[i] {
-				mark = " !!"
-				mismatches = append(mismatches, fmt.Sprintf("%s as %s: got %s (%s), want %s", op.name, p.name, got, detail, op.want[i]))
-			}
-			fmt.Fprintf(&table, " | %-16s", fmt.Sprintf("%s %s%s", got, strings.SplitN(detail, ":", 2)[0], mark))
-		}
-		table.WriteString("\n")
-	}
-	t.Log(table.String())
+	table, mismatches := runMatrix(t, permClient{srv: srv}, permPrincipals(srv), permOps(),
+		func() permFixture { return newPermFixture(t, srv.DB.Pool) })
+	t.Log(table)
 	require.Empty(t, mismatches, "the permission matrix differs from CONTRACT.md's security model")
 }
 
