@@ -93,8 +93,12 @@ func (x *execution) requeueOnFailure(ctx context.Context, out outcome, phase str
 		x.d.metrics.RunsFinished.WithLabelValues("retried", x.run.Kind).Inc()
 		return true
 	}
-	// Not requeued: finish it as failed, as if no retry were configured.
+	// Not requeued: finish it as failed, as if no retry were configured,
+	// with its final event in the same transaction.
 	f := Finish{Lease: x.lease, Status: StatusError, ErrorMessage: reason, Output: x.rc.outputJSON()}
+	if final, ferr := x.emitter.Final(LevelError, "System", out.message, map[string]any{"phase": phase}); ferr == nil {
+		f.Events = []Event{final}
+	}
 	if _, ferr := x.d.retryStore(ctx, func(ctx context.Context) (bool, error) { return x.d.store.FinishRun(ctx, f) }); ferr != nil {
 		log.Error("finish run after a failed requeue; the reaper will settle it", zap.Error(ferr))
 	}

@@ -12,7 +12,7 @@ func (h *harness) activity(rep *Report, runs []*runRow, logs []logLine, workers 
 	status := map[string]int{}
 	multi := 0
 	reaper := map[string]int{}
-	released, liveReaped := 0, 0
+	released, retried, liveReaped := 0, 0, 0
 	for _, r := range runs {
 		status[r.status]++
 		if len(r.attempts) > 1 {
@@ -25,6 +25,8 @@ func (h *harness) activity(rep *Report, runs []*runRow, logs []logLine, workers 
 				if p := workers[e.str("worker")]; p != nil && (p.killed.IsZero() || e.ts.Before(p.killed)) {
 					liveReaped++
 				}
+			case e.isRelease() && e.data["retry"] == true:
+				retried++
 			case e.isRelease():
 				released++
 			}
@@ -105,8 +107,8 @@ func (h *harness) activity(rep *Report, runs []*runRow, logs []logLine, workers 
 		{"daemon stops", fmt.Sprintf("%d SIGKILL, %d SIGTERM, %d restarts; %d refused to start during an outage (exit 1), %d other exits",
 			h.kills, h.terms, h.restarts, h.startRefused, len(h.crashes))},
 		{"cancels", fmt.Sprintf("%d (cancel_run %d, UPDATE %d; picked queued %d, running %d)", len(h.cancels), rpc, upd, wasQ, wasR)},
-		{"reaper", fmt.Sprintf("requeued %d, errored %d, finalized %d; %d of them from live daemons cut off; %d released on SIGTERM",
-			reaper["requeued"], reaper["errored"], reaper["finalized"], liveReaped, released)},
+		{"reaper", fmt.Sprintf("requeued %d, errored %d, finalized %d; %d of them from live daemons cut off; %d released on SIGTERM; %d requeued for an automatic retry",
+			reaper["requeued"], reaper["errored"], reaper["finalized"], liveReaped, released, retried)},
 		{"leases lost while running", fmt.Sprintf("%d attempts stopped on hearing their lease was lost (longest %s after their last stored event); "+
 			"%d finishes refused (lease lost meanwhile); %d finishes failed (store unreachable)", zombies, zombieMax.Round(time.Millisecond), refused, finishFailed)},
 		{"REST requests", fmt.Sprintf("%d received, %d executed, %d committed", st.Requests, st.Executed, st.Committed)},

@@ -94,8 +94,12 @@ func (e eventRow) isReaper() bool {
 	return e.source == "System" && strings.Contains(e.message, " was lost in phase ")
 }
 
+// isRelease: the attempt gave the run back to the queue, by a release on
+// shutdown or by an automatic retry's requeue (which waits its backoff queued,
+// not running).
 func (e eventRow) isRelease() bool {
-	return e.source == "System" && strings.Contains(e.message, "released the run back to the queue")
+	return e.source == "System" && (strings.Contains(e.message, "released the run back to the queue") ||
+		(e.data["retry"] == true && strings.Contains(e.message, "before any action")))
 }
 
 // isFinal: the System events that end a run.
