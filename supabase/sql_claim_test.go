@@ -225,3 +225,33 @@ func TestClaimRejectsBadArguments(t *testing.T) {
 		require.ErrorContains(t, err, tc.want)
 	}
 }
+
+// TestClaimWaitsForNotBefore: a run waiting for a retry's backoff
+// (not_before ahead) is not claimed; in a session it stays the head of its
+// lane, so the lane's later runs wait rather than overtake it; a sessionless
+// run waiting does not hold back the others.
+func TestClaimWaitsForNotBefore(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := pgtest.NewDB(t)
+	s := insertSession(t, db.Pool)
+	head := insertRun(t, db.Pool, &s, "A", 100)
+	insertRun(t, db.Pool, &s, "A", 200)
+	waiting := insertRun(t, db.Pool, nil, "A", 100)
+	free := insertRun(t, db.Pool, nil, "A", 300)
+	_, err := db.Pool.Exec(ctx, `UPDATE runs SET not_before = now() + interval '1 hour' WHERE id = ANY($1::uuid[])`,
+		[]string{head, waiting})
+	require.NoError(t, err)
+
+	got, err := claim(ctx, db.Pool, "w", "A", 10)
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+	require.Equal(t, free, got[0].ID, "only the sessionless run that is not waiting")
+
+	_, err = db.Pool.Exec(ctx, `UPDATE runs SET not_before = now() - interval '1 second' WHERE id = $1`, head)
+	require.NoError(t, err)
+	got, err = claim(ctx, db.Pool, "w", "A", 10)
+	require.NoError(t, err)
+	require.Len(t, got, 1, "the head, once its backoff is over, then nothing more of its lane")
+	require.Equal(t, head, got[0].ID)
+}
