@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/opscontrolroom/opsd/executor"
+	"github.com/opscontrolroom/opsd/supabase/internal/wire"
 )
 
 // SubmitRun inserts a queued run the way the frontend does: only the columns
@@ -137,7 +138,7 @@ func (s *Store) ListEvents(ctx context.Context, runID string, afterSeq int, limi
 		var e executor.Event
 		var data []byte
 		err := r.Scan(&e.RunID, &e.Seq, &e.TS, &e.Level, &e.Source, &e.Message, &data, &e.Phase)
-		e.Data = nilIfNull(data)
+		e.Data = wire.NullRaw(data)
 		return e, err
 	})
 	if err != nil {

@@ -156,7 +156,7 @@ func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 // ClaimRuns claims up to req.Limit runs of req.Lane through claim_run.
 func (s *Store) ClaimRuns(ctx context.Context, req executor.ClaimRequest) ([]*executor.Run, error) {
 	rows, err := s.pool.Query(ctx, `SELECT public.claim_run($1, $2, $3, $4::uuid, $5)`,
-		req.Worker, req.Lane, req.Limit, nullString(req.Token), wire.LeaseSeconds(req.LeaseFor))
+		req.Worker, req.Lane, req.Limit, wire.NullString(req.Token), wire.LeaseSeconds(req.LeaseFor))
 	if err != nil {
 		return nil, pgError(ctx, "claim_run lane "+req.Lane, err)
 	}
@@ -232,13 +232,13 @@ func (s *Store) FinishRun(ctx context.Context, f executor.Finish) (bool, error) 
 		events = ptrTo(string(b))
 	}
 	return s.queryBool(ctx, "finish_run", `SELECT public.finish_run($1, $2, $3, $4, $5, $6, $7)`,
-		f.RunID, f.Worker, f.Attempt, f.Status, nullString(f.ErrorMessage), nullJSON(f.Output), events)
+		f.RunID, f.Worker, f.Attempt, f.Status, wire.NullString(f.ErrorMessage), nullJSON(f.Output), events)
 }
 
 // ReleaseRun puts a leased run back to queued.
 func (s *Store) ReleaseRun(ctx context.Context, lease executor.Lease, reason string) (bool, error) {
 	return s.queryBool(ctx, "release_run", `SELECT public.release_run($1, $2, $3, $4)`,
-		lease.RunID, lease.Worker, lease.Attempt, nullString(reason))
+		lease.RunID, lease.Worker, lease.Attempt, wire.NullString(reason))
 }
 
 // ReapStale acts on runs whose lease expired.
@@ -313,23 +313,8 @@ func decodeRun(b []byte) (*executor.Run, error) {
 	}
 	// encoding/json keeps a JSON null as the bytes "null" in a RawMessage;
 	// an absent value is nil everywhere else.
-	run.Plan, run.Input, run.Output = nilIfNull(run.Plan), nilIfNull(run.Input), nilIfNull(run.Output)
+	run.Plan, run.Input, run.Output = wire.NullRaw(run.Plan), wire.NullRaw(run.Input), wire.NullRaw(run.Output)
 	return run, nil
-}
-
-func nilIfNull(m json.RawMessage) json.RawMessage {
-	if len(m) == 0 || string(m) == "null" {
-		return nil
-	}
-	return m
-}
-
-// nullString is NULL for "".
-func nullString(s string) *string {
-	if s == "" {
-		return nil
-	}
-	return &s
 }
 
 // nullJSON is NULL for an empty or null document; otherwise the raw JSON,
@@ -344,7 +329,7 @@ func nullJSON(m json.RawMessage) *string {
 
 // jsonText is a JSON document for a jsonb array element; NULL when empty or null.
 func jsonText(m json.RawMessage) pgtype.Text {
-	m = nilIfNull(m)
+	m = wire.NullRaw(m)
 	return pgtype.Text{String: string(m), Valid: m != nil}
 }
 

@@ -2,7 +2,6 @@ package reststore
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -125,7 +124,7 @@ func (s *Store) SetPhase(ctx context.Context, lease executor.Lease, phase string
 func (s *Store) FinishRun(ctx context.Context, f executor.Finish) (bool, error) {
 	args := map[string]any{
 		"p_run_id": f.RunID, "p_worker": f.Worker, "p_attempt": f.Attempt, "p_status": f.Status,
-		"p_error_message": restNilIfEmpty(f.ErrorMessage), "p_output": restRaw(f.Output),
+		"p_error_message": wire.NullString(f.ErrorMessage), "p_output": wire.NullRaw(f.Output),
 	}
 	if len(f.Events) > 0 {
 		rows, err := wire.EventRows("finish_run", f.Events)
@@ -161,7 +160,7 @@ func (s *Store) FinishRun(ctx context.Context, f executor.Finish) (bool, error) 
 func (s *Store) ReleaseRun(ctx context.Context, lease executor.Lease, reason string) (bool, error) {
 	var ok bool
 	if _, err := s.rpc(ctx, "release_run", map[string]any{
-		"p_run_id": lease.RunID, "p_worker": lease.Worker, "p_attempt": lease.Attempt, "p_reason": restNilIfEmpty(reason),
+		"p_run_id": lease.RunID, "p_worker": lease.Worker, "p_attempt": lease.Attempt, "p_reason": wire.NullString(reason),
 	}, restRetrySafe, &ok); err != nil {
 		return false, fmt.Errorf("release run %s: %w", lease.RunID, err)
 	}
@@ -312,7 +311,7 @@ func (s *Store) ListEvents(ctx context.Context, runID string, afterSeq int, limi
 		return nil, fmt.Errorf("list events of run %s after %d: %w", runID, afterSeq, err)
 	}
 	for i := range events {
-		events[i].Data = restRaw(events[i].Data)
+		events[i].Data = wire.NullRaw(events[i].Data)
 	}
 	return events, nil
 }
@@ -381,7 +380,7 @@ func (s *Store) CancelRun(ctx context.Context, id string) (bool, error) {
 // ApproveRun approves a run waiting before its action phase (approve_run).
 func (s *Store) ApproveRun(ctx context.Context, id, approver string) (bool, error) {
 	var ok bool
-	retried, err := s.rpc(ctx, "approve_run", map[string]any{"p_run_id": id, "p_approver": restNilIfEmpty(approver)}, restRetrySafe, &ok)
+	retried, err := s.rpc(ctx, "approve_run", map[string]any{"p_run_id": id, "p_approver": wire.NullString(approver)}, restRetrySafe, &ok)
 	if err != nil {
 		return false, fmt.Errorf("approve run %s: %w", id, err)
 	}
@@ -402,7 +401,7 @@ func (s *Store) ApproveRun(ctx context.Context, id, approver string) (bool, erro
 func (s *Store) RejectRun(ctx context.Context, id, approver, reason string) (bool, error) {
 	var ok bool
 	retried, err := s.rpc(ctx, "reject_run", map[string]any{"p_run_id": id, "p_reason": reason,
-		"p_approver": restNilIfEmpty(approver)}, restRetrySafe, &ok)
+		"p_approver": wire.NullString(approver)}, restRetrySafe, &ok)
 	if err != nil {
 		return false, fmt.Errorf("reject run %s: %w", id, err)
 	}
@@ -450,7 +449,7 @@ func restNormalizeRuns(op string, runs []*executor.Run) error {
 		if r == nil {
 			return restBadAnswer(op, "a null row came back")
 		}
-		r.Plan, r.Input, r.Output = restRaw(r.Plan), restRaw(r.Input), restRaw(r.Output)
+		r.Plan, r.Input, r.Output = wire.NullRaw(r.Plan), wire.NullRaw(r.Input), wire.NullRaw(r.Output)
 	}
 	return nil
 }
@@ -458,18 +457,4 @@ func restNormalizeRuns(op string, runs []*executor.Run) error {
 // restBadAnswer is a 2xx answer whose content makes no sense.
 func restBadAnswer(op, msg string) error {
 	return &executor.StoreError{Kind: executor.ErrInvalidInput, Op: op, Message: "unexpected answer: " + msg}
-}
-
-func restRaw(m json.RawMessage) json.RawMessage {
-	if len(m) == 0 || string(m) == "null" {
-		return nil
-	}
-	return m
-}
-
-func restNilIfEmpty(s string) *string {
-	if s == "" {
-		return nil
-	}
-	return &s
 }

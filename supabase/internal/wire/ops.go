@@ -41,7 +41,7 @@ func AuditArgs(q executor.AuditQuery) map[string]any {
 	return map[string]any{
 		"p_since":  nilIfZeroTime(q.Since),
 		"p_until":  nilIfZeroTime(q.Until),
-		"p_run_id": nullString(q.RunID),
+		"p_run_id": NullString(q.RunID),
 		"p_limit":  limit,
 	}
 }

@@ -57,7 +57,7 @@ func EventRows(op string, events []executor.Event) ([]eventRow, error) {
 			ts = now
 		}
 		rows[i] = eventRow{RunID: e.RunID, Attempt: e.Attempt, Seq: e.Seq, TS: ts, Level: e.Level, Source: e.Source,
-			Message: e.Message, Data: nullRaw(e.Data), Phase: nullString(e.Phase)}
+			Message: e.Message, Data: NullRaw(e.Data), Phase: NullString(e.Phase)}
 	}
 	return rows, nil
 }
@@ -71,7 +71,7 @@ func StepRows(op string, steps []executor.Step) ([]stepRow, error) {
 			return nil, InvalidInput(op, "step %d of run %s has attempt %d: rows carry the writing attempt (>= 1)", st.Idx, st.RunID, st.Attempt)
 		}
 		rows[i] = stepRow{RunID: st.RunID, Attempt: st.Attempt, Idx: st.Idx, StepID: st.StepID, Title: st.Title,
-			Kind: st.Kind, Tool: st.Tool, Action: st.Action, Args: nullRaw(st.Args), Status: st.Status,
+			Kind: st.Kind, Tool: st.Tool, Action: st.Action, Args: NullRaw(st.Args), Status: st.Status,
 			StartedAt: st.StartedAt, FinishedAt: st.FinishedAt, Error: st.Error}
 		if rows[i].Kind == "" {
 			rows[i].Kind = "system"
@@ -120,7 +120,7 @@ func NewRowsArgs(op string, r executor.Rows) (RowsArgs, error) {
 				return a, InvalidInput(op, "finish of run %s has attempt %d: rows carry the writing attempt (>= 1)", f.RunID, f.Attempt)
 			}
 			fins[i] = finishRow{RunID: f.RunID, Attempt: f.Attempt, Status: f.Status,
-				ErrorMessage: nullString(f.ErrorMessage), Output: nullRaw(f.Output)}
+				ErrorMessage: NullString(f.ErrorMessage), Output: NullRaw(f.Output)}
 			for _, e := range f.Events {
 				e.RunID, e.Attempt = f.RunID, f.Attempt
 				events = append(events, e)

@@ -17,7 +17,7 @@ func InvalidInput(op, format string, args ...any) error {
 }
 
 // nullRaw is NULL for an empty or null document.
-func nullRaw(m json.RawMessage) json.RawMessage {
+func NullRaw(m json.RawMessage) json.RawMessage {
 	if len(m) == 0 || string(m) == "null" {
 		return nil
 	}
@@ -25,7 +25,7 @@ func nullRaw(m json.RawMessage) json.RawMessage {
 }
 
 // nullString is NULL for "".
-func nullString(s string) *string {
+func NullString(s string) *string {
 	if s == "" {
 		return nil
 	}
