@@ -209,7 +209,7 @@ func (d *Daemon) claimLoop(ctx context.Context, lane string) {
 		} else {
 			interval = min(interval*2, d.cfg.PollMaxInterval) // back off while idle
 		}
-		t := time.NewTimer(jitter(wait))
+		t := time.NewTimer(backoff.Jitter(wait))
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -427,7 +427,7 @@ func (d *Daemon) leaseWatchLoop(ctx context.Context) {
 
 func (d *Daemon) reaperLoop(ctx context.Context) {
 	for {
-		t := time.NewTimer(jitter(d.cfg.ReaperPeriod))
+		t := time.NewTimer(backoff.Jitter(d.cfg.ReaperPeriod))
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -490,9 +490,6 @@ func (d *Daemon) retryStore(ctx context.Context, fn func(context.Context) (bool,
 		}
 	}
 }
-
-// jitter spreads d over [d/2, 3d/2) so daemons don't poll in lockstep.
-func jitter(d time.Duration) time.Duration { return backoff.Jitter(d) }
 
 func deref(s *string) string {
 	if s == nil {

@@ -7,6 +7,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+
+	"github.com/opscontrolroom/opsd/internal/backoff"
 )
 
 // MaintenanceConfig is the daemon's schedules, retention and queue-gauge
@@ -114,7 +116,7 @@ func (d *Daemon) startMaintenance(ctx context.Context) {
 // by a timeout; fn's errors are counted and logged, never fatal.
 func (d *Daemon) every(ctx context.Context, period time.Duration, what string, fn func(context.Context) error) {
 	for {
-		t := time.NewTimer(jitter(period))
+		t := time.NewTimer(backoff.Jitter(period))
 		select {
 		case <-ctx.Done():
 			t.Stop()

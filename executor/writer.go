@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/opscontrolroom/opsd/internal/backoff"
 )
 
 var errWriterStopped = errors.New("event writer stopped")
@@ -470,7 +472,7 @@ func (w *Writer) Finish(ctx context.Context, f Finish, gen uint64) (bool, error)
 // retry calls fn until it succeeds, fails permanently (returned), or the
 // writer is hard-stopped.
 func (w *Writer) retry(what string, fn func(ctx context.Context) error) error {
-	delay := w.cfg.RetryMin
+	wait := backoff.Policy{Min: w.cfg.RetryMin, Max: w.cfg.RetryMax}
 	for attempt := 1; ; attempt++ {
 		ctx, cancel := context.WithTimeout(w.ctx, 30*time.Second)
 		err := fn(ctx)
@@ -489,11 +491,7 @@ func (w *Writer) retry(what string, fn func(ctx context.Context) error) error {
 			return err
 		}
 		w.log.Warn("write "+what+" failed; retrying", zap.Int("attempt", attempt), zap.Error(err))
-		select {
-		case <-time.After(jitter(delay)):
-		case <-w.ctx.Done():
-		}
-		delay = min(delay*2, w.cfg.RetryMax)
+		_ = backoff.Sleep(w.ctx, wait.Delay(attempt)) // a hard stop ends the wait; the loop then returns
 	}
 }
 
