@@ -180,6 +180,17 @@ func (w *world) waitPhase(id, phase string) {
 	})
 }
 
+// waitStep waits until the run's step stepID has status.
+func (w *world) waitStep(id, stepID, status string) {
+	w.t.Helper()
+	waitFor(w.t, 30*time.Second, fmt.Sprintf("step %s of run %s to be %s", stepID, id, status), func() bool {
+		var n int
+		require.NoError(w.t, w.db.Pool.QueryRow(context.Background(),
+			`SELECT count(*) FROM run_steps WHERE run_id = $1 AND step_id = $2 AND status::text = $3`, id, stepID, status).Scan(&n))
+		return n > 0
+	})
+}
+
 // waitEvent waits for an event whose message contains substr.
 func (w *world) waitEvent(id, substr string) {
 	w.t.Helper()

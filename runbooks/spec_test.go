@@ -120,7 +120,13 @@ func TestSpec(t *testing.T) {
 				// delay, so the server would not notice the client going away.
 				w.gh.Fail(githubtest.Failure{Method: "GET", Path: "/repos/acme/web/git/ref/", Delay: time.Minute, Status: 500})
 			},
-			during: cancelInAction,
+			// The cancel lands once the pull request step is running: a
+			// cancel that lands while spec_docs are saved would leave no
+			// pull_request step to check.
+			during: func(w *world, id string) {
+				w.waitStep(id, "pull_request", "running")
+				w.cancel(id)
+			},
 			check: func(w *world, id string) {
 				require.Empty(w.t, w.gh.PullRequests(testRepo))
 				var status string
