@@ -18,6 +18,13 @@ type RetryPolicy struct {
 	Backoff     time.Duration // default 30s
 }
 
+// RetryPolicyer is a runbook that brings its own retry policy (a
+// template's `retry:` block); when it has one, it takes the place of the
+// kind's configured policy.
+type RetryPolicyer interface {
+	RetryPolicy() (RetryPolicy, bool)
+}
+
 // Requeuer gives a failed attempt back to the queue, claimable again after
 // delay; fenced by the lease like FinishRun. A store without it gets no
 // automatic retries.
@@ -39,9 +46,15 @@ func (p RetryPolicy) retryDelay(attempt int) time.Duration {
 	return min(d, maxRetryBackoff)
 }
 
-// maxAttempts is the larger of the run's max_attempts and its kind's policy.
+// maxAttempts is the larger of the run's max_attempts and its policy: the
+// runbook's own (a template's `retry:`), else its kind's.
 func (x *execution) maxAttempts() (int, RetryPolicy) {
 	p := x.d.cfg.Retries[x.run.Kind]
+	if rp, ok := x.rb.(RetryPolicyer); ok {
+		if own, ok := rp.RetryPolicy(); ok {
+			p = own
+		}
+	}
 	return max(x.run.MaxAttempts, p.MaxAttempts, 1), p
 }
 

@@ -52,6 +52,8 @@ type execution struct {
 	emitter *Emitter
 	started time.Time
 
+	rb      Runbook  // the run's runbook, once resolved
+	rbErr   error    // why it could not be resolved
 	targets []Target // what the runbook resolved to, known after validate
 
 	mu         sync.Mutex
@@ -103,6 +105,8 @@ func (x *execution) execute() {
 	d := x.d
 	log := d.log.With(zap.String("run_id", x.run.ID), zap.String("lane", x.run.Lane), zap.String("kind", x.run.Kind))
 	x.setPhase(PhaseValidate)
+	// Resolved first so the claim event counts the runbook's own retries.
+	x.rb, x.rbErr = d.resolver.Resolve(x.ctx, x.run)
 	_ = x.rc.Info("System", fmt.Sprintf("claimed by %s (attempt %d of %d)", d.cfg.WorkerID, x.run.Attempt, x.attemptLimit()),
 		map[string]any{"worker": d.cfg.WorkerID, "attempt": x.run.Attempt, "env": x.run.Env, "kind": x.run.Kind, "dry_run": x.run.DryRun})
 	out := x.phases()
@@ -110,9 +114,9 @@ func (x *execution) execute() {
 }
 
 func (x *execution) phases() outcome {
-	rb, err := x.d.resolver.Resolve(x.ctx, x.run)
-	if err != nil {
-		return x.classify(PhaseValidate, err)
+	rb := x.rb
+	if x.rbErr != nil {
+		return x.classify(PhaseValidate, x.rbErr)
 	}
 	for i, ph := range phases {
 		if ph.name == PhaseAction {

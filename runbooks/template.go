@@ -7,8 +7,11 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/opscontrolroom/opsd/executor"
 )
 
 // Template is a parsed run_templates.template_yaml:
@@ -20,11 +23,25 @@ import (
 //	  - {id: build, title: Build, kind: tool, tool: vercel, action: deploy, args: {project: "{{inputs.project}}"}}
 //
 // Steps run in the action phase unless they say `phase: preflight` or
-// `phase: verify`. There is no shell step.
+// `phase: verify`. There is no shell step. An optional `retry:` block
+// (`retry: {max_attempts: 3, backoff: 30s}`) gives the template's runs
+// automatic retries, in place of the kind's `retries:` configuration.
 type Template struct {
 	Version int             `yaml:"version"`
 	Inputs  []TemplateInput `yaml:"inputs"`
 	Steps   []TemplateStep  `yaml:"steps"`
+	Retry   *TemplateRetry  `yaml:"retry"`
+
+	retryBackoff time.Duration // Retry.Backoff, parsed
+}
+
+// TemplateRetry is a template's automatic retries: an attempt that fails
+// before its action phase is queued again after Backoff (doubled per
+// attempt), up to MaxAttempts attempts in all; one that fails in or after
+// the action phase is never retried.
+type TemplateRetry struct {
+	MaxAttempts int    `yaml:"max_attempts"` // attempts in all, 1-10
+	Backoff     string `yaml:"backoff"`      // 1s-24h; default 30s
 }
 
 // TemplateInput declares one input.
@@ -92,6 +109,9 @@ func ParseTemplate(src string, known func(tool, action string) bool) (*Template,
 		}
 		declared[in.Key] = in
 	}
+	if err := t.checkRetry(); err != nil {
+		return nil, err
+	}
 	if len(t.Steps) == 0 {
 		return nil, errors.New("template has no steps")
 	}
@@ -146,6 +166,33 @@ func ParseTemplate(src string, known func(tool, action string) bool) (*Template,
 		}
 	}
 	return &t, nil
+}
+
+// checkRetry validates the `retry:` block, naming the field and value.
+func (t *Template) checkRetry() error {
+	if t.Retry == nil {
+		return nil
+	}
+	if n := t.Retry.MaxAttempts; n < 1 || n > 10 {
+		return fmt.Errorf("retry.max_attempts = %d: must be between 1 and 10", n)
+	}
+	t.retryBackoff = 30 * time.Second
+	if t.Retry.Backoff != "" {
+		d, err := time.ParseDuration(t.Retry.Backoff)
+		if err != nil || d < time.Second || d > 24*time.Hour {
+			return fmt.Errorf("retry.backoff = %q: must be a duration between 1s and 24h, e.g. 30s", t.Retry.Backoff)
+		}
+		t.retryBackoff = d
+	}
+	return nil
+}
+
+// RetryPolicy is the template's `retry:` block, if it has one.
+func (t *Template) RetryPolicy() (executor.RetryPolicy, bool) {
+	if t == nil || t.Retry == nil {
+		return executor.RetryPolicy{}, false
+	}
+	return executor.RetryPolicy{MaxAttempts: t.Retry.MaxAttempts, Backoff: t.retryBackoff}, true
 }
 
 // ResolveInputs checks the run's inputs against the declarations: required

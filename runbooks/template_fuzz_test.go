@@ -19,6 +19,8 @@ var parseSeeds = []string{
 	"version: 1\nsteps:\n  - {id: a, kind: system, action: noop, args: {m: [\"{{env.HOME}}\", {n: \"{{inputs.}}\"}]}}\n",
 	"version: 1\nsteps:\n  - &a {id: a, kind: system, action: noop}\n  - *a\n",
 	"version: 1\nbogus: true\nsteps: []\n",
+	"version: 1\nretry: {max_attempts: 3, backoff: 5s}\nsteps:\n  - {id: a, kind: system, action: noop}\n",
+	"version: 1\nretry: {max_attempts: 11, backoff: 0s}\nsteps:\n  - {id: a, kind: system, action: noop}\n",
 	"{{",
 	"",
 }
@@ -83,6 +85,9 @@ func FuzzParseTemplate(f *testing.F) {
 			if _, err := Interpolate(s.Args, inputs); err != nil {
 				t.Fatalf("step %s: placeholders accepted by the parser do not resolve: %v", s.ID, err)
 			}
+		}
+		if p, ok := tpl.RetryPolicy(); ok && (p.MaxAttempts < 1 || p.MaxAttempts > 10 || p.Backoff < time.Second || p.Backoff > 24*time.Hour) {
+			t.Fatalf("accepted retry policy %+v", p)
 		}
 		if _, err := tpl.ResolveInputs(map[string]any{}); err != nil && !strings.Contains(err.Error(), "required") {
 			t.Fatalf("defaults of accepted inputs do not resolve: %v", err)

@@ -139,9 +139,18 @@ type resolvedStep struct {
 }
 
 var (
-	_ executor.DryRunner = (*TemplateRunbook)(nil)
-	_ executor.Targeter  = (*TemplateRunbook)(nil)
+	_ executor.DryRunner     = (*TemplateRunbook)(nil)
+	_ executor.Targeter      = (*TemplateRunbook)(nil)
+	_ executor.RetryPolicyer = (*TemplateRunbook)(nil)
 )
+
+// RetryPolicy is the template's own `retry:` block, if it has one.
+func (t *TemplateRunbook) RetryPolicy() (executor.RetryPolicy, bool) {
+	if t.tpl != nil {
+		return t.tpl.RetryPolicy()
+	}
+	return t.parsed.RetryPolicy()
+}
 
 // Targets are what the template's tool steps touch, after interpolation.
 func (t *TemplateRunbook) Targets() []executor.Target { return t.targets }
