@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -9,19 +10,23 @@ import (
 	"github.com/spf13/viper"
 )
 
-// Retention is the `retention:` section: how long finished runs' rows are
-// kept. Ages take Go durations plus days ("30d", "365d", "12h"); empty or
-// "0" keeps everything, which is the default for every table. Queued and
-// running runs are never pruned.
+// Retention is the `retention:` section: how long finished runs' rows and
+// the audit trail are kept. Ages take Go durations plus days ("30d", "365d",
+// "12h"); empty or "0" keeps everything, which is the default for every
+// table. Queued and running runs are never pruned.
 //
 //	retention:
 //	  run_events: 30d   # env OPSD_RETENTION_RUN_EVENTS
 //	  runs: 365d        # env OPSD_RETENTION_RUNS (a run takes its rows with it)
+//	  audit_log: 730d   # env OPSD_RETENTION_AUDIT_LOG (entries, whatever their run)
 type Retention struct {
 	RunEvents string `mapstructure:"run_events"` // env OPSD_RETENTION_RUN_EVENTS
 	RunSteps  string `mapstructure:"run_steps"`  // env OPSD_RETENTION_RUN_STEPS
 	Artifacts string `mapstructure:"artifacts"`  // env OPSD_RETENTION_ARTIFACTS
 	Runs      string `mapstructure:"runs"`       // env OPSD_RETENTION_RUNS
+	// AuditLog is the age of public.audit_log entries, independent of the
+	// runs they name (env OPSD_RETENTION_AUDIT_LOG); at least 1d when set.
+	AuditLog string `mapstructure:"audit_log"`
 	// Interval between prune passes of the daemon; default 10m (env OPSD_RETENTION_INTERVAL).
 	Interval string `mapstructure:"interval"`
 	// Batch is the most rows one statement deletes per table; default 500 (env OPSD_RETENTION_BATCH).
@@ -30,13 +35,17 @@ type Retention struct {
 
 // RetentionAges is Retention parsed; zero means keep.
 type RetentionAges struct {
-	RunEvents, RunSteps, Artifacts, Runs time.Duration
-	Interval                             time.Duration
-	Batch                                int
+	RunEvents, RunSteps, Artifacts, Runs, AuditLog time.Duration
+	Interval                                       time.Duration
+	Batch                                          int
 }
 
+// retentionKeys are the keys of the `retention:` section; each has the env
+// variable OPSD_RETENTION_<KEY>.
+var retentionKeys = []string{"run_events", "run_steps", "artifacts", "runs", "audit_log", "interval", "batch"}
+
 func bindRetentionEnv(v *viper.Viper) {
-	for _, k := range []string{"run_events", "run_steps", "artifacts", "runs", "interval", "batch"} {
+	for _, k := range retentionKeys {
 		_ = v.BindEnv("retention."+k, "OPSD_RETENTION_"+strings.ToUpper(k))
 	}
 }
@@ -49,7 +58,8 @@ func (r Retention) Ages() (RetentionAges, error) {
 		raw string
 		dst *time.Duration
 	}{{"run_events", r.RunEvents, &out.RunEvents}, {"run_steps", r.RunSteps, &out.RunSteps},
-		{"artifacts", r.Artifacts, &out.Artifacts}, {"runs", r.Runs, &out.Runs}, {"interval", r.Interval, &out.Interval}} {
+		{"artifacts", r.Artifacts, &out.Artifacts}, {"runs", r.Runs, &out.Runs}, {"audit_log", r.AuditLog, &out.AuditLog},
+		{"interval", r.Interval, &out.Interval}} {
 		d, err := ParseAge(f.raw)
 		if err != nil {
 			return out, fmt.Errorf("retention.%s (env OPSD_RETENTION_%s) = %q: %w", f.key, strings.ToUpper(f.key), f.raw, err)
@@ -62,6 +72,10 @@ func (r Retention) Ages() (RetentionAges, error) {
 	out.Batch = r.Batch
 	if out.Runs > 0 && out.Runs < time.Hour {
 		return out, fmt.Errorf("retention.runs (env OPSD_RETENTION_RUNS) = %q: must be at least 1h (or 0 to keep runs)", r.Runs)
+	}
+	// A slip such as 30m for 30d would wipe the audit trail within the hour.
+	if out.AuditLog > 0 && out.AuditLog < 24*time.Hour {
+		return out, fmt.Errorf("retention.audit_log (env OPSD_RETENTION_AUDIT_LOG) = %q: must be at least 1d (or 0 to keep the audit trail)", r.AuditLog)
 	}
 	return out, nil
 }
@@ -97,9 +111,8 @@ func checkRetentionKey(key, file string) error {
 	if !ok {
 		return nil
 	}
-	switch sub {
-	case "run_events", "run_steps", "artifacts", "runs", "interval", "batch":
+	if slices.Contains(retentionKeys, sub) {
 		return nil
 	}
-	return fmt.Errorf("--config %s: unknown option %q (retention takes run_events, run_steps, artifacts, runs, interval, batch)", file, key)
+	return fmt.Errorf("--config %s: unknown option %q (retention takes %s)", file, key, strings.Join(retentionKeys, ", "))
 }

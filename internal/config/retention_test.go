@@ -20,12 +20,38 @@ func TestRetentionDefaultsKeepEverything(t *testing.T) {
 
 func TestRetentionFromFileAndEnv(t *testing.T) {
 	c, err := load(t, nil, map[string]string{"OPSD_RETENTION_ARTIFACTS": "90d"},
-		"retention:\n  run_events: 30d\n  runs: 365d\n  run_steps: 720h\n  batch: 200\n")
+		"retention:\n  run_events: 30d\n  runs: 365d\n  run_steps: 720h\n  audit_log: 730d\n  batch: 200\n")
 	require.NoError(t, err)
 	ages, err := c.Retention.Ages()
 	require.NoError(t, err)
 	day := 24 * time.Hour
-	require.Equal(t, config.RetentionAges{RunEvents: 30 * day, Runs: 365 * day, RunSteps: 30 * day, Artifacts: 90 * day, Batch: 200}, ages)
+	require.Equal(t, config.RetentionAges{RunEvents: 30 * day, Runs: 365 * day, RunSteps: 30 * day, Artifacts: 90 * day,
+		AuditLog: 730 * day, Batch: 200}, ages)
+}
+
+// TestRetentionAuditLog: the audit trail's age comes from the file or the
+// environment (which wins), and is kept when unset.
+func TestRetentionAuditLog(t *testing.T) {
+	day := 24 * time.Hour
+	for _, tc := range []struct {
+		env  map[string]string
+		file string
+		want time.Duration
+	}{
+		{nil, "retention:\n  audit_log: 400d\n", 400 * day},
+		{map[string]string{"OPSD_RETENTION_AUDIT_LOG": "365d"}, "", 365 * day},
+		{map[string]string{"OPSD_RETENTION_AUDIT_LOG": "48h"}, "retention:\n  audit_log: 400d\n", 2 * day},
+		{map[string]string{"OPSD_RETENTION_AUDIT_LOG": "0"}, "retention:\n  run_events: 30d\n", 0},
+		{nil, "retention:\n  runs: 365d\n", 0},
+	} {
+		c, err := load(t, nil, tc.env, tc.file)
+		require.NoError(t, err, tc.file)
+		ages, err := c.Retention.Ages()
+		require.NoError(t, err)
+		require.Equal(t, tc.want, ages.AuditLog, "%v %q", tc.env, tc.file)
+	}
+	_, err := load(t, nil, map[string]string{"OPSD_RETENTION_AUDIT_LOG": "a year"}, "")
+	require.ErrorContains(t, err, `retention.audit_log (env OPSD_RETENTION_AUDIT_LOG) = "a year"`)
 }
 
 func TestRetentionBadValuesNameTheSetting(t *testing.T) {
@@ -35,6 +61,10 @@ func TestRetentionBadValuesNameTheSetting(t *testing.T) {
 		{"retention:\n  artifacts: -3h\n", `retention.artifacts (env OPSD_RETENTION_ARTIFACTS) = "-3h": must not be negative`},
 		{"retention:\n  batch: -1\n", `retention.batch (env OPSD_RETENTION_BATCH) = -1`},
 		{"retention:\n  run_event: 30d\n", `unknown option "retention.run_event"`},
+		{"retention:\n  audit: 30d\n", `(retention takes run_events, run_steps, artifacts, runs, audit_log, interval, batch)`},
+		{"retention:\n  audit_log: 30 days\n", `retention.audit_log (env OPSD_RETENTION_AUDIT_LOG) = "30 days"`},
+		{"retention:\n  audit_log: 30m\n", `retention.audit_log (env OPSD_RETENTION_AUDIT_LOG) = "30m": must be at least 1d`},
+		{"retention:\n  audit_log: -1h\n", `retention.audit_log (env OPSD_RETENTION_AUDIT_LOG) = "-1h": must not be negative`},
 	} {
 		_, err := load(t, nil, nil, tc.file)
 		require.ErrorContains(t, err, tc.want, tc.file)
