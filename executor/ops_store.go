@@ -67,18 +67,19 @@ type EnqueueResult struct {
 	Skipped  int `json:"skipped"`  // ticks skipped because the previous run was still in flight
 }
 
-// Retention holds the age past which finished runs' rows are deleted; zero
-// keeps everything.
+// Retention holds the age past which finished runs' rows, and audit trail
+// entries, are deleted; zero keeps everything.
 type Retention struct {
 	RunEvents time.Duration
 	RunSteps  time.Duration
 	Artifacts time.Duration
 	Runs      time.Duration
+	AuditLog  time.Duration // audit_log entries, whatever became of their run
 }
 
 // Enabled says whether any rule deletes anything.
 func (r Retention) Enabled() bool {
-	return r.RunEvents > 0 || r.RunSteps > 0 || r.Artifacts > 0 || r.Runs > 0
+	return r.RunEvents > 0 || r.RunSteps > 0 || r.Artifacts > 0 || r.Runs > 0 || r.AuditLog > 0
 }
 
 // PruneRequest is one retention batch.
@@ -95,12 +96,28 @@ type PruneResult struct {
 	RunSteps  int64  `json:"run_steps"`
 	Artifacts int64  `json:"artifacts"`
 	Runs      int64  `json:"runs"`
+	AuditLog  int64  `json:"audit_log"`
 	DryRun    bool   `json:"dry_run"`
 	Busy      string `json:"busy,omitempty"` // another daemon holds the prune lease
 }
 
 // Total is the number of rows over all tables.
-func (p PruneResult) Total() int64 { return p.RunEvents + p.RunSteps + p.Artifacts + p.Runs }
+func (p PruneResult) Total() int64 {
+	return p.RunEvents + p.RunSteps + p.Artifacts + p.Runs + p.AuditLog
+}
+
+// TableCount is one table's count in a PruneResult.
+type TableCount struct {
+	Table string
+	Rows  int64
+}
+
+// Tables lists the counts per table in the order opsd_prune deletes them,
+// for logs, metrics and `opsd prune`.
+func (p PruneResult) Tables() []TableCount {
+	return []TableCount{{"run_events", p.RunEvents}, {"run_steps", p.RunSteps}, {"artifacts", p.Artifacts},
+		{"runs", p.Runs}, {"audit_log", p.AuditLog}}
+}
 
 // Add sums two results.
 func (p PruneResult) Add(o PruneResult) PruneResult {
@@ -108,6 +125,7 @@ func (p PruneResult) Add(o PruneResult) PruneResult {
 	p.RunSteps += o.RunSteps
 	p.Artifacts += o.Artifacts
 	p.Runs += o.Runs
+	p.AuditLog += o.AuditLog
 	return p
 }
 

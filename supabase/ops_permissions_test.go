@@ -112,6 +112,7 @@ func TestOperationsPermissionMatrix(t *testing.T) {
 		rpc("retry_run: A's running", [4]string{permNone, permReject, permNone, permReject}, func(fx opsFixture) any { return map[string]any{"p_run_id": fx.runningA} }),
 		rpc("opsd_enqueue_due_schedules", serviceOnly, obj("p_limit", 5)),
 		rpc("opsd_prune", serviceOnly, obj("p_worker", "w", "p_dry_run", true)),
+		rpc("opsd_prune: audit_log", serviceOnly, obj("p_worker", "w", "p_audit_log", 365*86400, "p_dry_run", true)),
 		rpc("opsd_audit", serviceOnly, obj()),
 		rpc("opsd_queue_stats", serviceOnly, obj()),
 		rpc("opsd_schedules", serviceOnly, obj()),

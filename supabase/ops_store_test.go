@@ -86,6 +86,21 @@ func TestOperationsBothStores(t *testing.T) {
 			require.True(t, pr.DryRun)
 			require.Zero(t, pr.Total(), "the failed run finished just now")
 
+			// Audit entries past retention.audit_log: p_audit_log reaches the SQL.
+			_, err = db.Pool.Exec(ctx, `INSERT INTO audit_log (at, action, actor) VALUES
+				(now() - interval '40 days', 'old', 'test'), (now() - interval '41 days', 'old', 'test')`)
+			require.NoError(t, err)
+			month := executor.Retention{AuditLog: 30 * 24 * time.Hour}
+			pr, err = ops.Prune(ctx, executor.PruneRequest{Worker: "w", Retention: month, DryRun: true})
+			require.NoError(t, err)
+			require.Equal(t, executor.PruneResult{AuditLog: 2, DryRun: true}, pr)
+			pr, err = ops.Prune(ctx, executor.PruneRequest{Worker: "w", Retention: month, Batch: 1})
+			require.NoError(t, err)
+			require.Equal(t, executor.PruneResult{AuditLog: 1}, pr)
+			pr, err = executor.PrunePass(ctx, ops, executor.PruneRequest{Worker: "w", Retention: month}, time.Millisecond, nil)
+			require.NoError(t, err)
+			require.Equal(t, executor.PruneResult{AuditLog: 1}, pr)
+
 			require.NoError(t, ops.DeleteSchedule(ctx, "nightly", "ops@host"))
 			require.ErrorIs(t, ops.DeleteSchedule(ctx, "nightly", "ops@host"), executor.ErrNotFound)
 

@@ -252,6 +252,12 @@ func TestRetention(t *testing.T) {
 	queued := mk("queued", 400*day, 4)   // never pruned
 	running := mk("running", 400*day, 4) // never pruned
 	_ = recent
+	// An audit trail older than any age: without an audit_log age it stays,
+	// even the entries of runs that go.
+	_, err := db.Pool.Exec(ctx, `UPDATE audit_log SET at = now() - interval '1000 days'`)
+	require.NoError(t, err)
+	auditBefore := countRows(t, db.Pool, `SELECT count(*) FROM audit_log`)
+	require.Positive(t, countRows(t, db.Pool, `SELECT count(*) FROM audit_log WHERE run_id = $1`, ancient))
 
 	prune := func(dry bool) map[string]any {
 		var raw []byte
@@ -266,6 +272,7 @@ func TestRetention(t *testing.T) {
 	require.EqualValues(t, 1, dry["runs"])
 	require.EqualValues(t, 1, dry["artifacts"], "artifacts of the ancient run (no artifacts age set)")
 	require.EqualValues(t, 1, dry["run_steps"])
+	require.EqualValues(t, 0, dry["audit_log"], "no audit_log age")
 
 	first := prune(false)
 	require.EqualValues(t, 3, first["run_events"], "a batch is at most 3 rows")
@@ -290,13 +297,11 @@ func TestRetention(t *testing.T) {
 	require.Equal(t, 12+1+1+1, total)
 	// The pass is over: another daemon may prune now.
 	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT opsd_prune('w2', p_runs => 86400 * 1000)`).Scan(&raw))
-	require.JSONEq(t, `{"run_events":0,"run_steps":0,"artifacts":0,"runs":0,"dry_run":false}`, string(raw))
+	require.JSONEq(t, `{"run_events":0,"run_steps":0,"artifacts":0,"runs":0,"audit_log":0,"dry_run":false}`, string(raw))
 
-	count := func(sql string, args ...any) int {
-		var n int
-		require.NoError(t, db.Pool.QueryRow(ctx, sql, args...).Scan(&n))
-		return n
-	}
+	count := func(sql string, args ...any) int { return countRows(t, db.Pool, sql, args...) }
+	require.Equal(t, auditBefore, count(`SELECT count(*) FROM audit_log`), "the audit trail is kept by default")
+	require.Positive(t, count(`SELECT count(*) FROM audit_log WHERE run_id = $1`, ancient), "a deleted run's entries stay")
 	require.Zero(t, count(`SELECT count(*) FROM runs WHERE id = $1`, ancient))
 	require.Equal(t, 1, count(`SELECT count(*) FROM runs WHERE id = $1`, old))
 	require.Zero(t, count(`SELECT count(*) FROM run_events WHERE run_id = $1`, old))
@@ -308,7 +313,107 @@ func TestRetention(t *testing.T) {
 	}
 	// Keep everything by default: no ages, nothing deleted.
 	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT opsd_prune('w1', p_dry_run => true)`).Scan(&raw))
-	require.JSONEq(t, `{"run_events":0,"run_steps":0,"artifacts":0,"runs":0,"dry_run":true}`, string(raw))
+	require.JSONEq(t, `{"run_events":0,"run_steps":0,"artifacts":0,"runs":0,"audit_log":0,"dry_run":true}`, string(raw))
+}
+
+func countRows(t *testing.T, pool *pgxpool.Pool, sql string, args ...any) int {
+	t.Helper()
+	var n int
+	require.NoError(t, pool.QueryRow(context.Background(), sql, args...).Scan(&n))
+	return n
+}
+
+// TestAuditRetention: with an audit_log age, exactly the entries older than
+// it go, oldest first and a batch at a time, whatever became of their run;
+// a dry run deletes nothing; the service role still cannot delete entries
+// itself, only through opsd_prune.
+func TestAuditRetention(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := pgtest.NewDB(t)
+	count := func(sql string, args ...any) int { return countRows(t, db.Pool, sql, args...) }
+	// A run finished long ago and pruned since: its entries name no run.
+	gone := insertRun(t, db.Pool, nil, "A", 100)
+	finishRun(t, db.Pool, gone, "success", 400*24*time.Hour)
+	_, err := db.Pool.Exec(ctx, `UPDATE audit_log SET at = now() - interval '400 days' WHERE run_id = $1`, gone)
+	require.NoError(t, err)
+	_, err = db.Pool.Exec(ctx, `DELETE FROM runs WHERE id = $1`, gone)
+	require.NoError(t, err)
+	fromGone := count(`SELECT count(*) FROM audit_log WHERE run_id = $1`, gone)
+	require.Positive(t, fromGone)
+	// Entries either side of a 30-day age, some naming schedules.
+	seed := func(action, ago string, n int) {
+		_, err := db.Pool.Exec(ctx, `INSERT INTO audit_log (at, action, actor, schedule_id)
+			SELECT now() - $2::interval - make_interval(mins => g), $1, 'test', gen_random_uuid() FROM generate_series(1, $3) g`, action, ago, n)
+		require.NoError(t, err)
+	}
+	seed("old", "31 days", 7)
+	seed("edge.old", "30 days", 1)         // 30 days and a minute
+	seed("edge.young", "29 days 23:58", 1) // 29 days 23:59
+	seed("young", "1 day", 4)
+	recent := insertRun(t, db.Pool, nil, "A", 100) // its "created" entry is written now
+	total := count(`SELECT count(*) FROM audit_log`)
+	due := fromGone + 7 + 1
+
+	const age = 30 * 24 * 3600
+	prune := func(worker string, dry bool) map[string]any {
+		var raw []byte
+		require.NoError(t, db.Pool.QueryRow(ctx, `SELECT opsd_prune($1, p_audit_log => $2, p_batch => 3, p_dry_run => $3)`,
+			worker, age, dry).Scan(&raw))
+		var m map[string]any
+		require.NoError(t, json.Unmarshal(raw, &m))
+		return m
+	}
+	dry := prune("w1", true)
+	require.EqualValues(t, due, dry["audit_log"])
+	require.EqualValues(t, 0, dry["runs"].(float64)+dry["run_events"].(float64)+dry["run_steps"].(float64)+dry["artifacts"].(float64))
+	require.Equal(t, total, count(`SELECT count(*) FROM audit_log`), "a dry run deletes nothing")
+
+	first := prune("w1", false)
+	require.EqualValues(t, 3, first["audit_log"], "a batch is at most 3 rows")
+	require.Zero(t, count(`SELECT count(*) FROM audit_log WHERE run_id = $1`, gone), "the oldest go first")
+	require.Contains(t, prune("w2", false), "busy", "audit rows left: w1 keeps the lease")
+	deleted, batches := 3, 1
+	for i := 0; i < 20; i++ {
+		n := int(prune("w1", false)["audit_log"].(float64))
+		if n == 0 {
+			break
+		}
+		require.LessOrEqual(t, n, 3)
+		deleted += n
+		batches++
+	}
+	require.Equal(t, due, deleted)
+	require.Equal(t, (due+2)/3, batches)
+	require.NotContains(t, prune("w2", false), "busy", "the pass is over: the lease was given back")
+
+	require.Equal(t, total-due, count(`SELECT count(*) FROM audit_log`))
+	require.Zero(t, count(`SELECT count(*) FROM audit_log WHERE action IN ('old', 'edge.old')`))
+	require.Equal(t, 5, count(`SELECT count(*) FROM audit_log WHERE action IN ('young', 'edge.young')`))
+	require.Equal(t, 1, count(`SELECT count(*) FROM audit_log WHERE run_id = $1`, recent))
+
+	var raw []byte
+	err = db.Pool.QueryRow(ctx, `SELECT opsd_prune('w1', p_audit_log => -1)`).Scan(&raw)
+	require.ErrorContains(t, err, "retention ages must not be negative")
+
+	// The service role reads the trail and may prune it through opsd_prune,
+	// but holds no DELETE of its own.
+	var canDelete, canSelect bool
+	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT has_table_privilege('service_role', 'public.audit_log', 'DELETE'),
+		has_table_privilege('service_role', 'public.audit_log', 'SELECT')`).Scan(&canDelete, &canSelect))
+	require.False(t, canDelete)
+	require.True(t, canSelect)
+	seed("old.again", "31 days", 1)
+	err = asRole(ctx, db.Pool, "service_role", "", func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `DELETE FROM audit_log WHERE action = 'old.again'`)
+		return err
+	})
+	require.ErrorContains(t, err, "permission denied for table audit_log")
+	require.NoError(t, asRole(ctx, db.Pool, "service_role", "", func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, `SELECT opsd_prune('w3', p_audit_log => $1)`, age).Scan(&raw)
+	}))
+	require.JSONEq(t, `{"run_events":0,"run_steps":0,"artifacts":0,"runs":0,"audit_log":1,"dry_run":false}`, string(raw))
+	require.Zero(t, count(`SELECT count(*) FROM audit_log WHERE action = 'old.again'`))
 }
 
 // TestAuditTrail: a scripted scenario, each action recorded with its actor by

@@ -533,16 +533,23 @@ $$;
 -- ---------------------------------------------------------------- retention
 
 -- opsd_prune does one bounded batch of retention: at most p_batch rows per
--- table (run_events, run_steps, artifacts, then runs), each rule given as an
--- age in seconds (NULL keeps everything). Only finished runs and their rows
--- are touched. A run past its age takes its rows with it (in batches here,
--- and by ON DELETE CASCADE for anything left). With p_dry_run it counts all
--- that a full pass would delete and deletes nothing. A pass holds the
--- 'prune' lease for a minute (renewed by each batch, given back by the
+-- table (run_events, run_steps, artifacts, then runs, and audit_log), each
+-- rule given as an age in seconds (NULL keeps everything). Only finished runs
+-- and their rows are touched. A run past its age takes its rows with it (in
+-- batches here, and by ON DELETE CASCADE for anything left). Audit entries
+-- go by their own age (p_audit_log), whatever became of their run or
+-- schedule: audit_log has no foreign keys, so pruning runs never touches it,
+-- and this function is the only way its rows are deleted. With p_dry_run it
+-- counts all that a full pass would delete and deletes nothing. A pass holds
+-- the 'prune' lease for a minute (renewed by each batch, given back by the
 -- batch that finds nothing left) so two daemons do not both work at once; a
 -- caller that does not hold it gets {"busy": holder}.
+-- The signature before p_audit_log, should a development database have it:
+-- two would make calls by name ambiguous.
+DROP FUNCTION IF EXISTS public.opsd_prune(text, bigint, bigint, bigint, bigint, int, boolean);
 CREATE OR REPLACE FUNCTION public.opsd_prune(p_worker text, p_run_events bigint DEFAULT NULL, p_run_steps bigint DEFAULT NULL,
                                              p_artifacts bigint DEFAULT NULL, p_runs bigint DEFAULT NULL,
+                                             p_audit_log bigint DEFAULT NULL,
                                              p_batch int DEFAULT 500, p_dry_run boolean DEFAULT false) RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
 DECLARE
@@ -551,17 +558,19 @@ DECLARE
   v_ev_cut timestamptz := v_now - make_interval(secs => p_run_events);
   v_st_cut timestamptz := v_now - make_interval(secs => p_run_steps);
   v_ar_cut timestamptz := v_now - make_interval(secs => p_artifacts);
+  v_au_cut timestamptz := v_now - make_interval(secs => p_audit_log);
   v_holder text;
   v_ev bigint;
   v_st bigint;
   v_ar bigint;
   v_runs bigint;
+  v_au bigint;
   v_lim int := greatest(coalesce(p_batch, 500), 1);
 BEGIN
   IF coalesce(btrim(p_worker), '') = '' THEN
     RAISE EXCEPTION 'opsd_prune: p_worker must name the caller' USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  IF least(p_run_events, p_run_steps, p_artifacts, p_runs) < 0 THEN
+  IF least(p_run_events, p_run_steps, p_artifacts, p_runs, p_audit_log) < 0 THEN
     RAISE EXCEPTION 'opsd_prune: retention ages must not be negative' USING ERRCODE = 'invalid_parameter_value';
   END IF;
   IF p_dry_run THEN
@@ -572,7 +581,9 @@ BEGIN
     SELECT count(*) INTO v_ar FROM public.artifacts e JOIN public.runs r ON r.id = e.run_id
      WHERE r.finished_at IS NOT NULL AND (e.created_at < v_ar_cut OR r.finished_at < v_runs_cut);
     SELECT count(*) INTO v_runs FROM public.runs r WHERE r.finished_at IS NOT NULL AND r.finished_at < v_runs_cut;
-    RETURN jsonb_build_object('run_events', v_ev, 'run_steps', v_st, 'artifacts', v_ar, 'runs', v_runs, 'dry_run', true);
+    SELECT count(*) INTO v_au FROM public.audit_log a WHERE a.at < v_au_cut;
+    RETURN jsonb_build_object('run_events', v_ev, 'run_steps', v_st, 'artifacts', v_ar, 'runs', v_runs,
+                              'audit_log', v_au, 'dry_run', true);
   END IF;
 
   INSERT INTO public.opsd_leases AS l (name, holder, until) VALUES ('prune', p_worker, v_now + interval '1 minute')
@@ -618,11 +629,18 @@ BEGIN
        FOR UPDATE SKIP LOCKED)
     RETURNING 1)
   SELECT count(*) INTO v_runs FROM d;
+  -- Oldest entries first, along audit_log_at_idx.
+  WITH d AS (
+    DELETE FROM public.audit_log WHERE id IN (
+      SELECT a.id FROM public.audit_log a WHERE a.at < v_au_cut ORDER BY a.at, a.id LIMIT v_lim)
+    RETURNING 1)
+  SELECT count(*) INTO v_au FROM d;
   -- Nothing left: the pass is over, the lease is given back.
-  IF v_ev + v_st + v_ar + v_runs = 0 THEN
+  IF v_ev + v_st + v_ar + v_runs + v_au = 0 THEN
     DELETE FROM public.opsd_leases WHERE name = 'prune' AND holder = p_worker;
   END IF;
-  RETURN jsonb_build_object('run_events', v_ev, 'run_steps', v_st, 'artifacts', v_ar, 'runs', v_runs, 'dry_run', false);
+  RETURN jsonb_build_object('run_events', v_ev, 'run_steps', v_st, 'artifacts', v_ar, 'runs', v_runs,
+                            'audit_log', v_au, 'dry_run', false);
 END
 $$;
 
@@ -735,7 +753,7 @@ $$;
 
 GRANT EXECUTE ON FUNCTION
   public.opsd_enqueue_due_schedules(int), public.opsd_audit(timestamptz, timestamptz, uuid, int),
-  public.opsd_prune(text, bigint, bigint, bigint, bigint, int, boolean),
+  public.opsd_prune(text, bigint, bigint, bigint, bigint, bigint, int, boolean),
   public.opsd_schedule_save(jsonb, text), public.opsd_schedule_set(text, boolean, text),
   public.opsd_schedule_delete(text, text), public.opsd_schedules(), public.opsd_cron_next(text, text, timestamptz),
   public.retry_run(uuid, text)

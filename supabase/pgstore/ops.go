@@ -34,8 +34,9 @@ func (s *Store) Prune(ctx context.Context, req executor.PruneRequest) (executor.
 	a := wire.PruneArgs(req)
 	var r executor.PruneResult
 	_, err := s.callJSON(ctx, "opsd_prune",
-		`SELECT public.opsd_prune(p_worker => $1, p_run_events => $2, p_run_steps => $3, p_artifacts => $4, p_runs => $5, p_batch => $6, p_dry_run => $7)`,
-		&r, a["p_worker"], a["p_run_events"], a["p_run_steps"], a["p_artifacts"], a["p_runs"], a["p_batch"], a["p_dry_run"])
+		`SELECT public.opsd_prune(p_worker => $1, p_run_events => $2, p_run_steps => $3, p_artifacts => $4, p_runs => $5,
+			p_audit_log => $6, p_batch => $7, p_dry_run => $8)`,
+		&r, a["p_worker"], a["p_run_events"], a["p_run_steps"], a["p_artifacts"], a["p_runs"], a["p_audit_log"], a["p_batch"], a["p_dry_run"])
 	return r, err
 }
 

@@ -27,6 +27,7 @@ func PruneArgs(req executor.PruneRequest) map[string]any {
 		"p_run_steps":  executor.AgeSeconds(req.Retention.RunSteps),
 		"p_artifacts":  executor.AgeSeconds(req.Retention.Artifacts),
 		"p_runs":       executor.AgeSeconds(req.Retention.Runs),
+		"p_audit_log":  executor.AgeSeconds(req.Retention.AuditLog),
 		"p_batch":      batch,
 		"p_dry_run":    req.DryRun,
 	}
