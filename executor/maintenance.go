@@ -155,13 +155,16 @@ func (d *Daemon) pruneLoop(ctx context.Context, ops Operations, c MaintenanceCon
 	d.every(ctx, c.PruneInterval, "prune", func(context.Context) error {
 		total, err := PrunePass(ctx, ops, PruneRequest{Worker: d.cfg.WorkerID, Retention: c.Retention, Batch: c.PruneBatch},
 			c.PrunePause, func(r PruneResult) {
-				for table, n := range map[string]int64{"run_events": r.RunEvents, "run_steps": r.RunSteps, "artifacts": r.Artifacts, "runs": r.Runs} {
-					m.PrunedRows.WithLabelValues(table).Add(float64(n))
+				for _, tc := range r.Tables() {
+					m.PrunedRows.WithLabelValues(tc.Table).Add(float64(tc.Rows))
 				}
 			})
 		if total.Total() > 0 {
-			d.log.Info("pruned old rows", zap.Int64("run_events", total.RunEvents), zap.Int64("run_steps", total.RunSteps),
-				zap.Int64("artifacts", total.Artifacts), zap.Int64("runs", total.Runs))
+			var fields []zap.Field
+			for _, tc := range total.Tables() {
+				fields = append(fields, zap.Int64(tc.Table, tc.Rows))
+			}
+			d.log.Info("pruned old rows", fields...)
 		}
 		return err
 	})

@@ -155,3 +155,46 @@ func TestPrunePass(t *testing.T) {
 	require.NoError(t, e.db.Pool.QueryRow(ctx, `SELECT count(*) FROM run_events WHERE run_id = $1`, id).Scan(&left))
 	require.Zero(t, left)
 }
+
+// TestPruneLoopAuditLog: a daemon with only an audit_log age prunes the
+// audit trail in batches, keeps younger entries, and counts what went in
+// opsd_pruned_rows_total{table="audit_log"}.
+func TestPruneLoopAuditLog(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	_, err := e.db.Pool.Exec(ctx, `INSERT INTO audit_log (at, action, actor)
+		SELECT now() - interval '2 days' - make_interval(mins => g), 'old', 'test' FROM generate_series(1, 5) g
+		UNION ALL SELECT now() - interval '23 hours', 'young', 'test'`)
+	require.NoError(t, err)
+	cfg := fastConfig("")
+	cfg.Maintenance.Retention = executor.Retention{AuditLog: 24 * time.Hour}
+	cfg.Maintenance.PruneInterval = 100 * time.Millisecond
+	cfg.Maintenance.PruneBatch = 2
+	cfg.Maintenance.PrunePause = time.Millisecond
+	d := e.startDaemon(cfg, nil)
+
+	pruned := func() float64 {
+		families, err := d.Metrics().Registry.Gather()
+		require.NoError(t, err)
+		for _, f := range families {
+			if f.GetName() != "opsd_pruned_rows_total" {
+				continue
+			}
+			for _, m := range f.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "table" && l.GetValue() == "audit_log" {
+						return m.GetCounter().GetValue()
+					}
+				}
+			}
+		}
+		return 0
+	}
+	require.Eventually(t, func() bool { return pruned() == 5 }, 20*time.Second, 50*time.Millisecond)
+	var old, young int
+	require.NoError(t, e.db.Pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE action = 'old'), count(*) FILTER (WHERE action = 'young')
+		FROM audit_log`).Scan(&old, &young))
+	require.Zero(t, old)
+	require.Equal(t, 1, young)
+}

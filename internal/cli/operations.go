@@ -30,7 +30,8 @@ func withOps(cmd *cobra.Command, l *config.Loader, fn func(ctx context.Context, 
 func maintenanceConfig(e *env) executor.MaintenanceConfig {
 	ages, _ := e.cfg.Retention.Ages()
 	return executor.MaintenanceConfig{
-		Retention:     executor.Retention{RunEvents: ages.RunEvents, RunSteps: ages.RunSteps, Artifacts: ages.Artifacts, Runs: ages.Runs},
+		Retention: executor.Retention{RunEvents: ages.RunEvents, RunSteps: ages.RunSteps, Artifacts: ages.Artifacts, Runs: ages.Runs,
+			AuditLog: ages.AuditLog},
 		PruneInterval: ages.Interval,
 		PruneBatch:    ages.Batch,
 	}

@@ -141,21 +141,29 @@ func TestPruneCommand(t *testing.T) {
 		SELECT $1, g, 'info', 'System', 'e', now() - interval '40 days' FROM generate_series(1, 7) g`, id)
 	require.NoError(t, err)
 	require.NoError(t, tx.Commit(ctx))
+	// Audit entries: 4 older than retention.audit_log, the run's own (now) younger.
+	_, err = c.db.Pool.Exec(ctx, `INSERT INTO audit_log (at, action, actor)
+		SELECT now() - interval '400 days' - make_interval(mins => g), 'old', 'test' FROM generate_series(1, 4) g`)
+	require.NoError(t, err)
 	cfg := filepath.Join(t.TempDir(), "opsd.yaml")
-	require.NoError(t, os.WriteFile(cfg, []byte("retention:\n  run_events: 30d\n  batch: 3\n"), 0o600))
+	require.NoError(t, os.WriteFile(cfg, []byte("retention:\n  run_events: 30d\n  audit_log: 365d\n  batch: 3\n"), 0o600))
 	run := c.runner(testContext(t))
 
 	var out syncBuffer
 	code, stderr := run(&out, "prune", "--dry-run", "--config", cfg)
 	require.Equal(t, 0, code, stderr)
-	require.Regexp(t, `TABLE\s+would delete\nrun_events\s+7\nrun_steps\s+0\nartifacts\s+0\nruns\s+0\n`, out.String())
+	require.Regexp(t, `TABLE\s+would delete\nrun_events\s+7\nrun_steps\s+0\nartifacts\s+0\nruns\s+0\naudit_log\s+4\n$`, out.String())
 	out = syncBuffer{}
 	code, stderr = run(&out, "prune", "--config", cfg)
 	require.Equal(t, 0, code, stderr)
-	require.Regexp(t, `TABLE\s+deleted\nrun_events\s+7\n`, out.String())
-	var left int
+	require.Regexp(t, `TABLE\s+deleted\nrun_events\s+7\n(.*\n)*audit_log\s+4\n$`, out.String())
+	var left, audit int
 	require.NoError(t, c.db.Pool.QueryRow(ctx, `SELECT count(*) FROM run_events`).Scan(&left))
 	require.Zero(t, left)
+	require.NoError(t, c.db.Pool.QueryRow(ctx, `SELECT count(*) FROM audit_log WHERE action = 'old'`).Scan(&audit))
+	require.Zero(t, audit)
+	require.NoError(t, c.db.Pool.QueryRow(ctx, `SELECT count(*) FROM audit_log WHERE run_id = $1`, id).Scan(&audit))
+	require.Equal(t, 1, audit, "younger entries stay")
 
 	// Without ages, prune says everything is kept.
 	code, stderr = run(nil, "prune")
