@@ -387,6 +387,67 @@ func TestRedTeamAttemptOnlyGrows(t *testing.T) {
 	}
 }
 
+// TestRedTeamEarlierAttemptOfAHeldRun: a worker that holds a run again
+// (attempt 2, after its attempt 1 was reaped) cannot write rows of attempt
+// 1 under attempt 2's lease: in one batch with attempt 2's own rows, attempt
+// 1's events, steps and phase change are refused and reported, and they
+// take none of the seq numbers attempt 2 needs.
+func TestRedTeamEarlierAttemptOfAHeldRun(t *testing.T) {
+	t.Parallel()
+	rt := newRedTeam(t)
+	for name, st := range fenceStores(rt) {
+		t.Run(name, func(t *testing.T) {
+			ctx := pgCtx(t)
+			lane := "again-" + name
+			run, err := st.SubmitRun(ctx, executor.NewRun{Env: "dev", Kind: "healthcheck", Lane: lane})
+			require.NoError(t, err)
+			_, err = rt.db.Pool.Exec(ctx, `UPDATE runs SET max_attempts = 2 WHERE id = $1`, run.ID)
+			require.NoError(t, err)
+			first, err := st.ClaimRuns(ctx, executor.ClaimRequest{Worker: "w", Lane: lane, Limit: 1, LeaseFor: time.Minute})
+			require.NoError(t, err)
+			require.Len(t, first, 1)
+			old := executor.Lease{RunID: run.ID, Worker: "w", Attempt: first[0].Attempt}
+			_, err = rt.db.Pool.Exec(ctx, `UPDATE runs SET lease_expires_at = now() - interval '1 millisecond' WHERE id = $1`, run.ID)
+			require.NoError(t, err)
+			reaped, err := st.ReapStale(ctx)
+			require.NoError(t, err)
+			require.Len(t, reaped, 1)
+			second, err := st.ClaimRuns(ctx, executor.ClaimRequest{Worker: "w", Lane: lane, Limit: 1, LeaseFor: time.Minute})
+			require.NoError(t, err)
+			require.Len(t, second, 1)
+			cur := executor.Lease{RunID: run.ID, Worker: "w", Attempt: second[0].Attempt}
+			require.Equal(t, old.Attempt+1, cur.Attempt)
+			next := second[0].NextSeq
+
+			refused, err := st.AppendRows(ctx, "w", executor.Rows{
+				Events: []executor.Event{
+					redEvent(run.ID, old.Attempt, next, "stale: attempt 1 says it deployed"),
+					redEvent(run.ID, cur.Attempt, next+1, "attempt 2 validating"),
+				},
+				Steps:  []executor.Step{{RunID: run.ID, Attempt: old.Attempt, Idx: 0, StepID: "validate", Title: "stale step", Status: "succeeded"}},
+				Phases: []executor.PhaseChange{{RunID: run.ID, Attempt: old.Attempt, Phase: executor.PhaseVerify}},
+			})
+			require.NoError(t, err)
+			assert.Equal(t, []executor.Lease{old}, refused, "attempt 1's rows are refused and reported")
+			var msgs []string
+			rows, err := rt.db.Pool.Query(ctx, `SELECT message FROM run_events WHERE run_id = $1 AND seq >= $2 ORDER BY seq`, run.ID, next)
+			require.NoError(t, err)
+			for rows.Next() {
+				var m string
+				require.NoError(t, rows.Scan(&m))
+				msgs = append(msgs, m)
+			}
+			require.NoError(t, rows.Err())
+			assert.Equal(t, []string{"attempt 2 validating"}, msgs, "seq %d is left for attempt 2", next)
+			assert.Zero(t, redCount(t, rt, `SELECT count(*) FROM run_steps WHERE run_id = $1`, run.ID))
+			got, err := st.GetRun(ctx, run.ID)
+			require.NoError(t, err)
+			require.NotNil(t, got.Phase)
+			assert.Equal(t, executor.PhaseValidate, *got.Phase, "attempt 1's phase change did not move attempt 2")
+		})
+	}
+}
+
 // TestRedTeamReapThresholdIsTheOwners: a reaper cannot choose how stale is
 // stale. A run whose owner set a 60 s lease is not reaped by anyone before
 // that, however short the reaping daemon's own setting.

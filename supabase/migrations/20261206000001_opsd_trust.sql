@@ -153,7 +153,8 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
 DECLARE
   v_ids      uuid[];
   v_attempts int[];
-  v_held     uuid[];
+  v_held     uuid[]; -- with v_held_at: the (run, attempt) pairs whose lease p_worker holds
+  v_held_at  int[];
 BEGIN
   IF p_worker IS NULL OR btrim(p_worker) = '' THEN
     RAISE EXCEPTION 'append_run_rows: p_worker must be the writing worker id' USING ERRCODE = 'invalid_parameter_value';
@@ -188,16 +189,20 @@ BEGIN
   IF array_position(v_attempts, NULL) IS NOT NULL OR array_position(v_ids, NULL) IS NOT NULL THEN
     RAISE EXCEPTION 'append_run_rows: every row needs run_id and attempt (the writer''s lease)' USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  SELECT array_agg(h.run_id) INTO v_held FROM public.opsd_held_leases(p_worker, v_ids, v_attempts) h;
+  -- A row is stored only under the lease of the attempt that wrote it: a
+  -- held later attempt of the same run lets no row of an earlier one through.
+  SELECT array_agg(h.run_id), array_agg(h.attempt) INTO v_held, v_held_at
+    FROM public.opsd_held_leases(p_worker, v_ids, v_attempts) h;
   v_held := coalesce(v_held, '{}');
+  v_held_at := coalesce(v_held_at, '{}');
 
   PERFORM public.opsd_fenced_write(true);
   IF p_events IS NOT NULL THEN
     INSERT INTO public.run_events (run_id, seq, ts, level, source, message, data, phase)
     SELECT e.run_id, e.seq, coalesce(e.ts, now()), e.level, e.source, e.message, e.data, e.phase
-      FROM jsonb_to_recordset(p_events) AS e (run_id uuid, seq int, ts timestamptz, level text, source text,
+      FROM jsonb_to_recordset(p_events) AS e (run_id uuid, attempt int, seq int, ts timestamptz, level text, source text,
                                               message text, data jsonb, phase text)
-     WHERE e.run_id = ANY (v_held)
+     WHERE (e.run_id, e.attempt) IN (SELECT h.id, h.attempt FROM unnest(v_held, v_held_at) AS h (id, attempt))
     ON CONFLICT (run_id, seq) DO NOTHING;
   END IF;
   IF p_steps IS NOT NULL THEN
@@ -205,10 +210,10 @@ BEGIN
     SELECT s.run_id, s.idx, s.step_id, s.title, coalesce(s.kind, 'system'), s.tool, s.action,
            coalesce(s.args, '{}'::jsonb), coalesce(s.status, 'queued')::public.step_status,
            s.started_at, s.finished_at, s.error
-      FROM jsonb_to_recordset(p_steps) AS s (run_id uuid, idx int, step_id text, title text, kind text, tool text,
-                                             action text, args jsonb, status text, started_at timestamptz,
+      FROM jsonb_to_recordset(p_steps) AS s (run_id uuid, attempt int, idx int, step_id text, title text, kind text,
+                                             tool text, action text, args jsonb, status text, started_at timestamptz,
                                              finished_at timestamptz, error text)
-     WHERE s.run_id = ANY (v_held)
+     WHERE (s.run_id, s.attempt) IN (SELECT h.id, h.attempt FROM unnest(v_held, v_held_at) AS h (id, attempt))
     ON CONFLICT (run_id, idx) DO UPDATE
        SET step_id = excluded.step_id, title = excluded.title, kind = excluded.kind, tool = excluded.tool,
            action = excluded.action, args = excluded.args, status = excluded.status,
@@ -221,8 +226,9 @@ BEGIN
       FROM (SELECT DISTINCT ON (q.run_id) q.run_id, q.phase
               FROM ROWS FROM (jsonb_to_recordset(p_phases) AS (run_id uuid, attempt int, phase text))
                    WITH ORDINALITY AS q (run_id, attempt, phase, n)
+              WHERE (q.run_id, q.attempt) IN (SELECT h.id, h.attempt FROM unnest(v_held, v_held_at) AS h (id, attempt))
              ORDER BY q.run_id, q.n DESC) p
-     WHERE x.id = p.run_id AND x.id = ANY (v_held)
+     WHERE x.id = p.run_id
        AND public.opsd_phase_rank(p.phase) > public.opsd_phase_rank(x.phase);
   END IF;
   IF p_finishes IS NOT NULL THEN
@@ -242,7 +248,7 @@ BEGIN
   END IF;
 
   RETURN QUERY SELECT t.id, t.attempt FROM unnest(v_ids, v_attempts) AS t (id, attempt)
-    WHERE NOT t.id = ANY (v_held);
+    WHERE (t.id, t.attempt) NOT IN (SELECT h.id, h.attempt FROM unnest(v_held, v_held_at) AS h (id, attempt));
 END
 $$;
 
