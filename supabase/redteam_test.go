@@ -171,6 +171,79 @@ func TestRedTeamApprovals(t *testing.T) {
 	assert.Contains(t, []int{401, 403}, code, body)
 }
 
+// TestRedTeamApprovalNeedsAKnownRequester: a browser approver cannot
+// approve a run whose requester is unknown (made or retried with the anon
+// key: the approver may have sent it themselves), only an operator can; a
+// run the operator side submitted is approvable in the browser. An approver
+// rejects only runs waiting for approval (or queued), not one under way.
+func TestRedTeamApprovalNeedsAKnownRequester(t *testing.T) {
+	t.Parallel()
+	rt := newRedTeam(t)
+	ctx := pgCtx(t)
+	anonRun, err := rt.anon.SubmitRun(ctx, executor.NewRun{Env: "prod", Kind: "deploy", Intent: "ship prod"})
+	require.NoError(t, err)
+	ok, err := rt.users[redUserA].ApproveRun(ctx, anonRun.ID, "")
+	require.ErrorIs(t, err, executor.ErrPermission)
+	assert.False(t, ok)
+	assert.Contains(t, err.Error(), "was made with the anon key, so who asked for it is unknown")
+	ok, err = rt.direct.ApproveRun(ctx, anonRun.ID, "alice@ops")
+	require.NoError(t, err)
+	assert.True(t, ok, "an operator approves it")
+
+	// The anon key retries a shared run: the copy's requester is unknown too.
+	failed, err := rt.service.SubmitRun(ctx, executor.NewRun{Env: "prod", Kind: "deploy"})
+	require.NoError(t, err)
+	finishRun(t, rt.db.Pool, failed.ID, "error", 0)
+	var retry string
+	code, body := rt.raw(t, rt.srv.AnonKey(), http.MethodPost, "rpc/retry_run", map[string]any{"p_run_id": failed.ID})
+	require.Equal(t, http.StatusOK, code, body)
+	require.NoError(t, json.Unmarshal([]byte(body), &retry))
+	_, err = rt.users[redUserB].ApproveRun(ctx, retry, "")
+	require.ErrorContains(t, err, "made with the anon key")
+
+	// What the operator side submitted, a browser approver approves.
+	opRun, err := rt.service.SubmitRun(ctx, executor.NewRun{Env: "prod", Kind: "deploy"})
+	require.NoError(t, err)
+	ok, err = rt.users[redUserB].ApproveRun(ctx, opRun.ID, "")
+	require.NoError(t, err)
+	assert.True(t, ok)
+
+	// Rejection is for a run waiting for approval, not one in its action.
+	busy, err := rt.users[redUserC].SubmitRun(ctx, executor.NewRun{Env: "dev", Kind: "healthcheck", Lane: "busy"})
+	require.NoError(t, err)
+	claimed, err := rt.direct.ClaimRuns(ctx, executor.ClaimRequest{Worker: "w", Lane: "busy", Limit: 1})
+	require.NoError(t, err)
+	require.Len(t, claimed, 1)
+	ok, err = rt.direct.SetPhase(ctx, executor.Lease{RunID: busy.ID, Worker: "w", Attempt: claimed[0].Attempt}, executor.PhaseAction)
+	require.NoError(t, err)
+	require.True(t, ok)
+	_, err = rt.users[redUserA].RejectRun(ctx, busy.ID, "", "not yours to stop")
+	require.ErrorContains(t, err, "is in its action phase, not waiting for approval")
+	got, err := rt.service.GetRun(ctx, busy.ID)
+	require.NoError(t, err)
+	assert.Equal(t, executor.StatusRunning, got.Status)
+}
+
+// TestRedTeamAuditOfAReusedID: the browser chooses run ids; a run made with
+// the id of a pruned one does not show the old run's audit entries.
+func TestRedTeamAuditOfAReusedID(t *testing.T) {
+	t.Parallel()
+	rt := newRedTeam(t)
+	ctx := pgCtx(t)
+	const id = "0d0d0d0d-0000-4000-8000-00000000d0d0"
+	code, body := rt.raw(t, rt.srv.UserToken(redUserC), http.MethodPost, "runs", map[string]any{"id": id, "env": "prod", "kind": "deploy"})
+	require.Equal(t, http.StatusCreated, code, body)
+	_, err := rt.users[redUserB].RejectRun(ctx, id, "", "creds for db-prod-7 leaked")
+	require.NoError(t, err)
+	_, err = rt.db.Pool.Exec(ctx, `DELETE FROM runs WHERE id = $1`, id) // as a prune would
+	require.NoError(t, err)
+	code, body = rt.raw(t, rt.srv.AnonKey(), http.MethodPost, "runs", map[string]any{"id": id, "env": "dev", "kind": "healthcheck"})
+	require.Equal(t, http.StatusCreated, code, body)
+	code, body = rt.raw(t, rt.srv.AnonKey(), http.MethodGet, "audit_log?run_id=eq."+id+"&select=action", nil)
+	require.Equal(t, http.StatusOK, code, body)
+	assert.JSONEq(t, `[{"action":"created"}]`, body, "the old run's rejection and its reason stay hidden")
+}
+
 // TestRedTeamBrowserRights: what the anon key and a signed-in user may not
 // do when they create or cancel runs.
 func TestRedTeamBrowserRights(t *testing.T) {

@@ -221,6 +221,20 @@ func TestRetryRun(t *testing.T) {
 	require.JSONEq(t, `{"repo":"acme/web"}`, string(input))
 	require.Equal(t, 7, prio)
 	require.Nil(t, approved, "approval is asked again")
+
+	// One retry at a time: a second one waits until the first has finished.
+	_, err = retry("authenticated", userA, failed)
+	require.ErrorContains(t, err, "already has a retry that has not finished (run "+*got+")")
+	finishRun(t, db.Pool, *got, "error", 0)
+	again, err := retry("authenticated", userA, failed)
+	require.NoError(t, err)
+	require.NotNil(t, again)
+
+	// A canceled run whose daemon is still stopping it has not ended.
+	_, err = db.Pool.Exec(ctx, `SELECT cancel_run($1)`, running)
+	require.NoError(t, err)
+	_, err = retry("authenticated", userA, running)
+	require.ErrorContains(t, err, "is canceled but still stopping")
 }
 
 // TestRetention: exactly the rows past their age go, queued and running runs

@@ -659,6 +659,19 @@ BEGIN
 END
 $$;
 
+-- opsd_four_eyes refuses a browser approver who asked for the run: its
+-- creator. (The operations migration widens it with the audit trail, to
+-- runs the anon key asked for.)
+CREATE OR REPLACE FUNCTION public.opsd_four_eyes(p_op text, r public.runs) RETURNS void
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+BEGIN
+  IF public.opsd_caller_is_user() AND r.created_by IS NOT NULL AND r.created_by = auth.uid() THEN
+    RAISE EXCEPTION '%: you created run %; another approver must approve it (four-eyes rule)', p_op, r.id
+      USING ERRCODE = 'insufficient_privilege';
+  END IF;
+END
+$$;
+
 -- approve_run lets a run waiting before its action phase go on. Only a
 -- listed approver (or an operator through the CLI) may approve, never the
 -- user who created the run. It records who approved and when; the daemon
@@ -670,10 +683,7 @@ DECLARE
   v_by text := public.opsd_approver('approve_run', p_approver);
   r    public.runs := public.opsd_run_for_approval('approve_run', p_run_id);
 BEGIN
-  IF public.opsd_caller_is_user() AND r.created_by IS NOT NULL AND r.created_by = auth.uid() THEN
-    RAISE EXCEPTION 'approve_run: you created run %; another approver must approve it (four-eyes rule)', p_run_id
-      USING ERRCODE = 'insufficient_privilege';
-  END IF;
+  PERFORM public.opsd_four_eyes('approve_run', r);
   -- Nothing to do (already approved, or finished): false, as before.
   IF r.approved_at IS NOT NULL OR r.status NOT IN ('queued', 'running') THEN
     RETURN false;
@@ -689,7 +699,9 @@ $$;
 
 -- reject_run refuses a run waiting for approval (or still queued): it ends
 -- canceled, with the reason and who rejected it. Same callers as approve_run.
--- Rejecting a rejected or finished run does nothing and returns false.
+-- Rejecting a rejected or finished run does nothing and returns false; a run
+-- already past its approval wait (in another phase) is not an approver's to
+-- stop: its owner cancels it.
 CREATE OR REPLACE FUNCTION public.reject_run(p_run_id uuid, p_reason text, p_approver text DEFAULT NULL) RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
 DECLARE
@@ -709,6 +721,10 @@ BEGIN
   IF r.approved_at IS NOT NULL THEN
     RAISE EXCEPTION 'reject_run: run % was already approved by %; cancel it instead', p_run_id, r.approved_by
       USING ERRCODE = 'check_violation';
+  END IF;
+  IF r.status = 'running' AND r.phase IS DISTINCT FROM 'approval' THEN
+    RAISE EXCEPTION 'reject_run: run % is in its % phase, not waiting for approval; only a queued run or one waiting for approval can be rejected', p_run_id, coalesce(r.phase, 'first')
+      USING ERRCODE = 'check_violation', HINT = 'cancel it instead';
   END IF;
   UPDATE public.runs x SET status = 'canceled', rejected_by = v_by, rejected_at = clock_timestamp(),
          error_message = format('rejected by %s: %s', v_by, btrim(p_reason))
@@ -808,7 +824,7 @@ BEGIN
        AND p.proname IN ('claim_run', 'claim_runs', 'heartbeat_runs', 'finish_run', 'release_run', 'reap_stale_runs',
                          'approve_run', 'reject_run', 'append_run_rows', 'put_artifact', 'put_spec_doc',
                          'opsd_fenced_write', 'opsd_rows_fence', 'opsd_held_leases', 'opsd_lease_interval',
-                         'opsd_approver', 'opsd_run_for_approval', 'opsd_caller_role', 'opsd_caller_is_user', 'opsd_system_event', 'opsd_runs_canceled_event',
+                         'opsd_approver', 'opsd_run_for_approval', 'opsd_four_eyes', 'opsd_caller_role', 'opsd_caller_is_user', 'opsd_system_event', 'opsd_runs_canceled_event',
                          'opsd_runs_guard', 'opsd_runs_insert_guard')
   LOOP
     EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC, anon, authenticated', f);

@@ -443,6 +443,39 @@ CREATE TRIGGER runs_audit_update AFTER UPDATE OF status, approved_at, rejected_a
                      OR (NEW.status = 'canceled' AND OLD.status IS DISTINCT FROM 'canceled'))
   EXECUTE FUNCTION public.opsd_runs_audit();
 
+-- Four-eyes with the audit trail: a browser approver may not approve a run
+-- they created, nor one whose requester is unknown: a run made with the anon
+-- key (its 'created' or 'retried' entry names 'anon'), or one with no
+-- creator on record at all. Operators approve those (opsd approve --as
+-- NAME); runs the operator side or a schedule made are approvable. Entries
+-- older than the run are another run's that had the same id.
+CREATE OR REPLACE FUNCTION public.opsd_four_eyes(p_op text, r public.runs) RETURNS void
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+DECLARE
+  v_by text;
+BEGIN
+  IF NOT public.opsd_caller_is_user() THEN
+    RETURN;
+  END IF;
+  IF r.created_by IS NOT NULL THEN
+    IF r.created_by = auth.uid() THEN
+      RAISE EXCEPTION '%: you created run %; another approver must approve it (four-eyes rule)', p_op, r.id
+        USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN;
+  END IF;
+  SELECT a.actor INTO v_by FROM public.audit_log a
+   WHERE a.run_id = r.id AND a.action IN ('created', 'retried', 'scheduled') AND a.at >= r.created_at
+   ORDER BY a.at, a.id LIMIT 1;
+  IF v_by IS NULL OR v_by = 'anon' THEN
+    RAISE EXCEPTION '%: run % was %, so who asked for it is unknown and the four-eyes rule cannot be checked', p_op, r.id,
+      CASE WHEN v_by IS NULL THEN 'made with no creator on record' ELSE 'made with the anon key' END
+      USING ERRCODE = 'insufficient_privilege',
+            HINT = 'an operator approves it with: opsd approve --as NAME; or a signed-in user submits it again';
+  END IF;
+END
+$$;
+
 -- Audits schedule changes made by anyone (CLI, frontend, psql); the
 -- enqueuer's next_run_at/last_run_at bookkeeping is not an action.
 CREATE OR REPLACE FUNCTION public.opsd_schedules_audit() RETURNS trigger
@@ -506,15 +539,27 @@ DECLARE
   r public.runs;
   v_id uuid;
 BEGIN
+  -- Locked, so two retries of one run at once are made one after the other.
   SELECT * INTO r FROM public.runs x
    WHERE x.id = p_run_id
-     AND (NOT public.opsd_caller_is_user() OR x.created_by IS NULL OR x.created_by = auth.uid());
+     AND (NOT public.opsd_caller_is_user() OR x.created_by IS NULL OR x.created_by = auth.uid())
+   FOR UPDATE;
   IF NOT FOUND THEN
     RETURN NULL;
   END IF;
   IF r.status NOT IN ('error', 'canceled') THEN
     RAISE EXCEPTION 'retry_run: run % is %: only runs that ended error or canceled can be retried', p_run_id, r.status
       USING ERRCODE = 'check_violation', HINT = 'cancel it first, or wait for it to finish';
+  END IF;
+  -- A canceled run whose daemon has not stopped it yet has not ended.
+  IF r.finished_at IS NULL THEN
+    RAISE EXCEPTION 'retry_run: run % is canceled but still stopping: it can be retried once it has finished', p_run_id
+      USING ERRCODE = 'check_violation', HINT = 'wait a few seconds and retry again';
+  END IF;
+  SELECT x.id INTO v_id FROM public.runs x WHERE x.retry_of = p_run_id AND x.finished_at IS NULL LIMIT 1;
+  IF FOUND THEN
+    RAISE EXCEPTION 'retry_run: run % already has a retry that has not finished (run %)', p_run_id, v_id
+      USING ERRCODE = 'check_violation', HINT = 'wait for that retry to finish, or cancel it';
   END IF;
   IF NOT public.opsd_caller_is_user() AND nullif(btrim(p_actor), '') IS NOT NULL THEN
     PERFORM set_config('opsd.actor', 'operator:' || btrim(p_actor), true);
@@ -728,9 +773,11 @@ CREATE POLICY run_schedules_owner ON public.run_schedules FOR ALL TO anon, authe
 -- The audit trail of a run or schedule is readable by who may read it.
 GRANT SELECT ON public.audit_log TO anon, authenticated;
 DROP POLICY IF EXISTS audit_log_read ON public.audit_log;
+-- Entries older than the row are another row's that had the same id (the
+-- browser may choose ids): they stay hidden.
 CREATE POLICY audit_log_read ON public.audit_log FOR SELECT TO anon, authenticated
-  USING ((run_id IS NOT NULL AND EXISTS (SELECT 1 FROM public.runs r WHERE r.id = run_id))
-      OR (schedule_id IS NOT NULL AND EXISTS (SELECT 1 FROM public.run_schedules s WHERE s.id = schedule_id)));
+  USING ((run_id IS NOT NULL AND EXISTS (SELECT 1 FROM public.runs r WHERE r.id = run_id AND r.created_at <= at))
+      OR (schedule_id IS NOT NULL AND EXISTS (SELECT 1 FROM public.run_schedules s WHERE s.id = schedule_id AND s.created_at <= at)));
 DROP POLICY IF EXISTS audit_log_service ON public.audit_log;
 CREATE POLICY audit_log_service ON public.audit_log FOR SELECT TO service_role USING (true);
 
@@ -741,7 +788,7 @@ BEGIN
   FOR f IN
     SELECT p.oid::regprocedure FROM pg_proc p
      WHERE p.pronamespace = 'public'::regnamespace
-       AND p.proname IN ('opsd_actor', 'opsd_audit_write', 'opsd_cron_field', 'opsd_cron_parse', 'opsd_cron_next_parsed',
+       AND p.proname IN ('opsd_actor', 'opsd_audit_write', 'opsd_four_eyes', 'opsd_cron_field', 'opsd_cron_parse', 'opsd_cron_next_parsed',
                          'opsd_cron_next', 'opsd_schedules_guard', 'opsd_enqueue_due_schedules', 'opsd_runs_canceled_by',
                          'opsd_runs_audit', 'opsd_schedules_audit', 'opsd_audit', 'retry_run', 'opsd_prune',
                          'opsd_schedule_save', 'opsd_schedule_set', 'opsd_schedule_delete', 'opsd_schedules')
