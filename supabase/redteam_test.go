@@ -175,7 +175,7 @@ func TestRedTeamApprovals(t *testing.T) {
 // approve a run whose requester is unknown (made or retried with the anon
 // key: the approver may have sent it themselves), only an operator can; a
 // run the operator side submitted is approvable in the browser. An approver
-// rejects only runs waiting for approval (or queued), not one under way.
+// rejects only runs before their action phase, not one already acting.
 func TestRedTeamApprovalNeedsAKnownRequester(t *testing.T) {
 	t.Parallel()
 	rt := newRedTeam(t)
@@ -218,7 +218,7 @@ func TestRedTeamApprovalNeedsAKnownRequester(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, ok)
 	_, err = rt.users[redUserA].RejectRun(ctx, busy.ID, "", "not yours to stop")
-	require.ErrorContains(t, err, "is in its action phase, not waiting for approval")
+	require.ErrorContains(t, err, "is in its action phase, past its approval")
 	got, err := rt.service.GetRun(ctx, busy.ID)
 	require.NoError(t, err)
 	assert.Equal(t, executor.StatusRunning, got.Status)

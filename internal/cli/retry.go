@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -13,6 +15,7 @@ import (
 func newRetryCmd() *cobra.Command {
 	var as string
 	var follow bool
+	var wait time.Duration
 	var tf tailFlags
 	cmd := &cobra.Command{
 		Use:   "retry RUN_ID",
@@ -20,9 +23,10 @@ func newRetryCmd() *cobra.Command {
 		Long: `retry calls retry_run: a new queued run with the same env, kind, plan, input,
 template, session and lane, whose retry_of points at the original. Only runs
 that ended error or canceled can be retried; whoever may cancel a run may
-retry it. Approval is asked again where the policy asks for it (a prod
-deploy, a blocking risk). The new run's id is printed; --as is recorded in
-the audit trail.
+retry it, one retry at a time. Approval is asked again where the policy asks
+for it (a prod deploy, a blocking risk). A run canceled while running ends
+once its daemon has stopped it (within seconds): retry waits up to --wait for
+that. The new run's id is printed; --as is recorded in the audit trail.
 
 Exit codes: 0 queued (with --follow: the new run succeeded), 1 refused or
 failed, 2 usage or configuration error, 3 (with --follow) the run was canceled.`,
@@ -34,6 +38,7 @@ failed, 2 usage or configuration error, 3 (with --follow) the run was canceled.`
 	loader := withConfig(cmd)
 	cmd.Flags().StringVar(&as, "as", "", "operator recorded in the audit trail (default $USER@host)")
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "stream the new run's events until it finishes and exit with its outcome")
+	cmd.Flags().DurationVar(&wait, "wait", 30*time.Second, "how long to wait for a canceled run that is still stopping")
 	tf.register(cmd.Flags())
 	flagErrorsAreUsage(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
@@ -43,7 +48,13 @@ failed, 2 usage or configuration error, 3 (with --follow) the run was canceled.`
 		if err := tf.check(); err != nil {
 			return err
 		}
+		if wait < 0 {
+			return usageErr(fmt.Errorf("--wait %s: must not be negative", wait))
+		}
 		return withOps(cmd, loader, func(ctx context.Context, e *env, s cliStore, ops executor.Operations) error {
+			if err := waitStopped(ctx, s, args[0], wait, tf.interval, cmd.ErrOrStderr()); err != nil {
+				return err
+			}
 			id, err := ops.RetryRun(ctx, args[0], actorOr(as))
 			switch {
 			case errors.Is(err, executor.ErrNotFound):
@@ -73,4 +84,29 @@ failed, 2 usage or configuration error, 3 (with --follow) the run was canceled.`
 		})
 	}
 	return cmd
+}
+
+// waitStopped waits up to limit for a run that was canceled while running
+// to finish (its daemon stops it within seconds), so it can be retried. A
+// run that cannot be read is left for retry_run to report.
+func waitStopped(ctx context.Context, s cliStore, id string, limit, every time.Duration, status io.Writer) error {
+	deadline := time.Now().Add(limit)
+	said := false
+	for {
+		run, err := s.GetRun(ctx, id)
+		if err != nil || run.Status != executor.StatusCanceled || run.FinishedAt != nil || !time.Now().Before(deadline) {
+			return nil
+		}
+		if !said {
+			fmt.Fprintf(status, "run %s was canceled and is still stopping; waiting up to %s\n", id, limit)
+			said = true
+		}
+		t := time.NewTimer(every)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
 }

@@ -700,8 +700,8 @@ $$;
 -- reject_run refuses a run waiting for approval (or still queued): it ends
 -- canceled, with the reason and who rejected it. Same callers as approve_run.
 -- Rejecting a rejected or finished run does nothing and returns false; a run
--- already past its approval wait (in another phase) is not an approver's to
--- stop: its owner cancels it.
+-- already in its action phase or later is past approval: it is not an
+-- approver's to stop (its owner cancels it).
 CREATE OR REPLACE FUNCTION public.reject_run(p_run_id uuid, p_reason text, p_approver text DEFAULT NULL) RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
 DECLARE
@@ -722,8 +722,8 @@ BEGIN
     RAISE EXCEPTION 'reject_run: run % was already approved by %; cancel it instead', p_run_id, r.approved_by
       USING ERRCODE = 'check_violation';
   END IF;
-  IF r.status = 'running' AND r.phase IS DISTINCT FROM 'approval' THEN
-    RAISE EXCEPTION 'reject_run: run % is in its % phase, not waiting for approval; only a queued run or one waiting for approval can be rejected', p_run_id, coalesce(r.phase, 'first')
+  IF r.status = 'running' AND public.opsd_phase_rank(r.phase) >= public.opsd_phase_rank('action') THEN
+    RAISE EXCEPTION 'reject_run: run % is in its % phase, past its approval; only a run that has not reached its action phase can be rejected', p_run_id, r.phase
       USING ERRCODE = 'check_violation', HINT = 'cancel it instead';
   END IF;
   UPDATE public.runs x SET status = 'canceled', rejected_by = v_by, rejected_at = clock_timestamp(),
