@@ -168,7 +168,8 @@ func TestClaimSessionlessParallel(t *testing.T) {
 }
 
 // TestClaimTokenReplay: replaying a claim with the same token (its response
-// was lost) returns the same runs and claims nothing more.
+// was lost) returns the same runs, with renewed leases, and claims nothing
+// more.
 func TestClaimTokenReplay(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -178,8 +179,13 @@ func TestClaimTokenReplay(t *testing.T) {
 	}
 	token := "3f1b8f5e-0d6a-4c61-9b61-2a7f0d3c9e11"
 	var first, again []string
-	for _, dst := range []*[]string{&first, &again} {
-		rows, err := db.Pool.Query(ctx, `SELECT j->>'id' FROM claim_run('w1', 'A', 2, $1) j`, token)
+	for i, dst := range []*[]string{&first, &again} {
+		if i == 1 {
+			// The answer was lost for a while: the replay renews the leases.
+			_, err := db.Pool.Exec(ctx, `UPDATE runs SET lease_expires_at = now() + interval '1 second' WHERE claim_token = $1`, token)
+			require.NoError(t, err)
+		}
+		rows, err := db.Pool.Query(ctx, `SELECT j->>'id' FROM claim_run('w1', 'A', 2, $1, 60) j`, token)
 		require.NoError(t, err)
 		for rows.Next() {
 			var id string
@@ -195,6 +201,9 @@ func TestClaimTokenReplay(t *testing.T) {
 	var running int
 	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT count(*) FROM runs WHERE status = 'running'`).Scan(&running))
 	require.Equal(t, 2, running)
+	var shortest float64
+	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT min(extract(epoch FROM lease_expires_at - now())) FROM runs WHERE claim_token = $1`, token).Scan(&shortest))
+	require.Greater(t, shortest, 30.0, "the replayed claims' leases run 60 s from the replay")
 
 	// Another worker cannot replay someone else's token.
 	got, err := db.Pool.Query(ctx, `SELECT 1 FROM claim_run('w2', 'A', 2, $1)`, token)

@@ -330,10 +330,15 @@ BEGIN
     RAISE EXCEPTION 'claim_run: p_limit must be between 1 and 1000, got %', p_limit USING ERRCODE = 'invalid_parameter_value';
   END IF;
 
+  -- A replay renews the leases it returns: the daemon starts those runs
+  -- only now, and the lost answer may have cost most of their lease.
   IF p_claim_token IS NOT NULL THEN
-    RETURN QUERY SELECT public.opsd_claimed_json(x) FROM public.runs x
-      WHERE x.claim_token = p_claim_token AND x.claimed_by = p_worker AND x.status = 'running'
-        AND x.finished_at IS NULL;
+    RETURN QUERY WITH u AS (
+        UPDATE public.runs x SET heartbeat_at = clock_timestamp(), lease_expires_at = clock_timestamp() + v_lease
+         WHERE x.claim_token = p_claim_token AND x.claimed_by = p_worker AND x.status = 'running'
+           AND x.finished_at IS NULL
+        RETURNING x.*)
+      SELECT public.opsd_claimed_json(ROW(u.*)::public.runs) FROM u;
     IF FOUND THEN
       RETURN;
     END IF;

@@ -867,7 +867,13 @@ BEGIN
          not_before = clock_timestamp() + make_interval(secs => p_delay_seconds)
    WHERE x.id = p_run_id AND x.claimed_by = p_worker AND x.attempt = p_attempt AND x.status = 'running'
      AND x.finished_at IS NULL AND x.phase IN ('validate', 'preflight');
-  RETURN FOUND;
+  IF FOUND THEN
+    RETURN true;
+  END IF;
+  -- A replay of a call whose answer was lost: the attempt is queued with its
+  -- backoff and nobody has claimed it since (a claim makes a new attempt).
+  RETURN EXISTS (SELECT 1 FROM public.runs x
+                  WHERE x.id = p_run_id AND x.attempt = p_attempt AND x.status = 'queued' AND x.not_before IS NOT NULL);
 END
 $$;
 REVOKE ALL ON FUNCTION public.opsd_requeue_run(uuid, text, int, int, text) FROM PUBLIC, anon, authenticated;
