@@ -232,7 +232,7 @@ func (s *Store) FinishRun(ctx context.Context, f executor.Finish) (bool, error) 
 		events = ptrTo(string(b))
 	}
 	return s.queryBool(ctx, "finish_run", `SELECT public.finish_run($1, $2, $3, $4, $5, $6, $7)`,
-		f.RunID, f.Worker, f.Attempt, f.Status, wire.NullString(f.ErrorMessage), nullJSON(f.Output), events)
+		f.RunID, f.Worker, f.Attempt, f.Status, wire.NullText(f.ErrorMessage), nullJSON(wire.JSON(f.Output)), events)
 }
 
 // ReleaseRun puts a leased run back to queued.
@@ -400,7 +400,7 @@ func (s *Store) PutArtifact(ctx context.Context, lease executor.Lease, a executo
 	op := "put artifact " + a.Title
 	var id *int64
 	err := s.pool.QueryRow(ctx, `SELECT public.put_artifact($1, $2, $3, $4, $5, $6)`,
-		lease.Worker, lease.RunID, lease.Attempt, a.Kind, a.Title, a.Value).Scan(&id)
+		lease.Worker, lease.RunID, lease.Attempt, a.Kind, wire.Text(a.Title), wire.Text(a.Value)).Scan(&id)
 	if err != nil {
 		return pgError(ctx, op, err)
 	}
@@ -435,7 +435,7 @@ func (s *Store) GetTemplate(ctx context.Context, idOrSlug string) (*executor.Tem
 func (s *Store) UpsertSpecDoc(ctx context.Context, lease executor.Lease, slug, title, content string) error {
 	op := "upsert spec doc " + slug
 	ok, err := s.queryBool(ctx, op, `SELECT public.put_spec_doc($1, $2, $3, $4, $5, $6)`,
-		lease.Worker, lease.RunID, lease.Attempt, slug, title, content)
+		lease.Worker, lease.RunID, lease.Attempt, slug, wire.Text(title), wire.Text(content))
 	if err == nil && !ok {
 		err = wire.LeaseLost(op, lease)
 	}

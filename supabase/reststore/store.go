@@ -124,7 +124,7 @@ func (s *Store) SetPhase(ctx context.Context, lease executor.Lease, phase string
 func (s *Store) FinishRun(ctx context.Context, f executor.Finish) (bool, error) {
 	args := map[string]any{
 		"p_run_id": f.RunID, "p_worker": f.Worker, "p_attempt": f.Attempt, "p_status": f.Status,
-		"p_error_message": wire.NullString(f.ErrorMessage), "p_output": wire.NullRaw(f.Output),
+		"p_error_message": wire.NullText(f.ErrorMessage), "p_output": wire.JSON(f.Output),
 	}
 	if len(f.Events) > 0 {
 		rows, err := wire.EventRows("finish_run", f.Events)
@@ -151,7 +151,7 @@ func (s *Store) FinishRun(ctx context.Context, f executor.Finish) (bool, error) 
 	ours := r.FinishedAt != nil && r.ClaimedBy != nil && *r.ClaimedBy == f.Worker && r.Attempt == f.Attempt &&
 		(r.Status == f.Status || r.Status == executor.StatusCanceled) &&
 		(f.Status == executor.StatusSuccess || r.Status == executor.StatusCanceled ||
-			(r.ErrorMessage != nil && *r.ErrorMessage == f.ErrorMessage))
+			(r.ErrorMessage != nil && *r.ErrorMessage == wire.Text(f.ErrorMessage)))
 	return ours, nil
 }
 
@@ -213,7 +213,7 @@ func (s *Store) PutArtifact(ctx context.Context, lease executor.Lease, a executo
 	var id *int64
 	if _, err := s.rpc(ctx, "put_artifact", map[string]any{
 		"p_worker": lease.Worker, "p_run_id": lease.RunID, "p_attempt": lease.Attempt,
-		"p_kind": a.Kind, "p_title": a.Title, "p_value": a.Value,
+		"p_kind": a.Kind, "p_title": wire.Text(a.Title), "p_value": wire.Text(a.Value),
 	}, restRetryUnsent, &id); err != nil {
 		return fmt.Errorf("put %s artifact %q of run %s: %w", a.Kind, a.Title, a.RunID, err)
 	}
@@ -251,7 +251,7 @@ func (s *Store) UpsertSpecDoc(ctx context.Context, lease executor.Lease, slug, t
 	var ok bool
 	if _, err := s.rpc(ctx, "put_spec_doc", map[string]any{
 		"p_worker": lease.Worker, "p_run_id": lease.RunID, "p_attempt": lease.Attempt,
-		"p_slug": slug, "p_title": title, "p_content": content,
+		"p_slug": slug, "p_title": wire.Text(title), "p_content": wire.Text(content),
 	}, restRetrySafe, &ok); err != nil {
 		return fmt.Errorf("upsert spec doc %s: %w", slug, err)
 	}

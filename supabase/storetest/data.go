@@ -254,3 +254,42 @@ func testSteps(t *testing.T, f *fixture) {
 	err := f.appendRows(l, nil, []executor.Step{{RunID: id, Idx: 2, StepID: "x", Title: "X", Status: "bogus"}})
 	requireKind(t, err, executor.ErrInvalidInput, "a status outside the step_status enum")
 }
+
+// testUnstorableText: NUL bytes and invalid UTF-8 (a provider's build log
+// may carry both) cannot be stored as text or jsonb; every write path makes
+// them U+FFFD instead of failing, so a run with such output still finishes.
+func testUnstorableText(t *testing.T, f *fixture) {
+	const bad = "exit\x00code \xff1"
+	const stored = "exit\uFFFDcode \uFFFD1"
+	id, l := f.seedClaimed()
+	require.NoError(t, f.appendRows(l,
+		[]executor.Event{{RunID: id, Seq: 1, Level: executor.LevelInfo, Source: "Vercel", Message: bad,
+			Data: json.RawMessage(`{"line":"a\u0000b","n":12345678901234567890}`)}},
+		[]executor.Step{{RunID: id, Idx: 0, StepID: "build", Title: bad, Status: "failed", Error: strp(bad),
+			Args: json.RawMessage(`{"k\u0000":"v"}`)}}))
+	assert.Equal(t, stored+"|a\uFFFDb|12345678901234567890", deref(f.text(
+		`SELECT message || '|' || (data->>'line') || '|' || (data->>'n') FROM public.run_events WHERE run_id = $1`, id)),
+		"numbers keep their digits")
+	assert.Equal(t, stored+"|"+stored+`|{"k`+"\uFFFD"+`": "v"}`, deref(f.text(
+		`SELECT title || '|' || error || '|' || args::text FROM public.run_steps WHERE run_id = $1`, id)))
+	require.NoError(t, f.st.PutArtifact(f.ctx, l, executor.Artifact{RunID: id, Kind: "file", Title: bad, Value: bad}))
+	assert.Equal(t, stored+"|"+stored, deref(f.text(`SELECT title || '|' || value FROM public.artifacts WHERE run_id = $1`, id)))
+	require.NoError(t, f.st.UpsertSpecDoc(f.ctx, l, "nul/prd", bad, bad))
+	assert.Equal(t, stored+"|"+stored, deref(f.text(`SELECT title || '|' || content FROM public.spec_docs WHERE slug = 'nul/prd'`)))
+
+	ok, err := f.st.FinishRun(f.ctx, executor.Finish{Lease: l, Status: executor.StatusError, ErrorMessage: bad,
+		Output: json.RawMessage(`{"log":"x\u0000y"}`),
+		Events: []executor.Event{{RunID: id, Attempt: l.Attempt, Seq: 2, Level: executor.LevelError, Source: "System", Message: bad}}})
+	require.NoError(t, err)
+	require.True(t, ok)
+	assert.Equal(t, "error|"+stored+"|x\uFFFDy", deref(f.text(`SELECT status::text || '|' || error_message || '|' || (output->>'log') FROM public.runs WHERE id = $1`, id)))
+	assert.Equal(t, stored, deref(f.text(`SELECT message FROM public.run_events WHERE run_id = $1 AND seq = 2`, id)))
+
+	// The batched finish path too.
+	id2, l2 := f.seedClaimed()
+	refused, err := f.st.AppendRows(f.ctx, l2.Worker, executor.Rows{Finishes: []executor.Finish{{Lease: l2, Status: executor.StatusError,
+		ErrorMessage: bad, Events: []executor.Event{{Seq: 1, Level: executor.LevelError, Source: "System", Message: bad}}}}})
+	require.NoError(t, err)
+	require.Empty(t, refused)
+	assert.Equal(t, "error|"+stored, deref(f.text(`SELECT status::text || '|' || error_message FROM public.runs WHERE id = $1`, id2)))
+}

@@ -92,6 +92,7 @@ func RunDaemon(t *testing.T, h Harness) {
 		{"EventsAndArtifacts", testEventsAndArtifacts},
 		{"EventBatchReplay", testEventBatchReplay},
 		{"Steps", testSteps},
+		{"UnstorableText", testUnstorableText},
 		{"BatchedPhases", testBatchedPhases},
 		{"BatchedFinishes", testBatchedFinishes},
 		{"ClaimHeartbeatFinish", testClaimHeartbeatFinish},

@@ -57,7 +57,7 @@ func EventRows(op string, events []executor.Event) ([]eventRow, error) {
 			ts = now
 		}
 		rows[i] = eventRow{RunID: e.RunID, Attempt: e.Attempt, Seq: e.Seq, TS: ts, Level: e.Level, Source: e.Source,
-			Message: e.Message, Data: NullRaw(e.Data), Phase: NullString(e.Phase)}
+			Message: Text(e.Message), Data: JSON(e.Data), Phase: NullString(e.Phase)}
 	}
 	return rows, nil
 }
@@ -70,9 +70,12 @@ func StepRows(op string, steps []executor.Step) ([]stepRow, error) {
 		if st.Attempt < 1 {
 			return nil, InvalidInput(op, "step %d of run %s has attempt %d: rows carry the writing attempt (>= 1)", st.Idx, st.RunID, st.Attempt)
 		}
-		rows[i] = stepRow{RunID: st.RunID, Attempt: st.Attempt, Idx: st.Idx, StepID: st.StepID, Title: st.Title,
-			Kind: st.Kind, Tool: st.Tool, Action: st.Action, Args: NullRaw(st.Args), Status: st.Status,
+		rows[i] = stepRow{RunID: st.RunID, Attempt: st.Attempt, Idx: st.Idx, StepID: st.StepID, Title: Text(st.Title),
+			Kind: st.Kind, Tool: st.Tool, Action: st.Action, Args: JSON(st.Args), Status: st.Status,
 			StartedAt: st.StartedAt, FinishedAt: st.FinishedAt, Error: st.Error}
+		if st.Error != nil {
+			rows[i].Error = ptr(Text(*st.Error))
+		}
 		if rows[i].Kind == "" {
 			rows[i].Kind = "system"
 		}
@@ -120,7 +123,7 @@ func NewRowsArgs(op string, r executor.Rows) (RowsArgs, error) {
 				return a, InvalidInput(op, "finish of run %s has attempt %d: rows carry the writing attempt (>= 1)", f.RunID, f.Attempt)
 			}
 			fins[i] = finishRow{RunID: f.RunID, Attempt: f.Attempt, Status: f.Status,
-				ErrorMessage: NullString(f.ErrorMessage), Output: NullRaw(f.Output)}
+				ErrorMessage: NullText(f.ErrorMessage), Output: JSON(f.Output)}
 			for _, e := range f.Events {
 				e.RunID, e.Attempt = f.RunID, f.Attempt
 				events = append(events, e)
@@ -168,3 +171,5 @@ func LeaseLost(op string, l executor.Lease) error {
 	return &executor.StoreError{Kind: executor.ErrLeaseLost, Op: op,
 		Message: fmt.Sprintf("run %s is no longer held by worker %s attempt %d", l.RunID, l.Worker, l.Attempt)}
 }
+
+func ptr[T any](v T) *T { return &v }
