@@ -57,6 +57,7 @@ func TestOperationsPermissionMatrix(t *testing.T) {
 	serviceOnly := [4]string{permDeny, permDeny, permDeny, permAllow}
 	owner := [4]string{permNone, permAllow, permNone, permAllow}
 	nobody := [4]string{permDeny, permDeny, permDeny, permDeny}
+	rejected := [4]string{permReject, permReject, permReject, permReject}
 	none := func(opsFixture) url.Values { return nil }
 	byID := func(id func(opsFixture) string) func(opsFixture) url.Values {
 		return func(fx opsFixture) url.Values { return eq(id(fx)) }
@@ -103,6 +104,10 @@ func TestOperationsPermissionMatrix(t *testing.T) {
 		{"update run_schedules: shared", http.MethodPatch, "run_schedules", byID(schedShared), obj("cron", "@hourly"), all},
 		{"update run_schedules last_run_at", http.MethodPatch, "run_schedules", byID(schedShared), obj("last_run_at", "2020-01-01T00:00:00Z"), serviceOnly},
 		{"delete run_schedules: A's", http.MethodDelete, "run_schedules", byID(schedA), nil, owner},
+		{"insert run_schedules 9000-char lane", http.MethodPost, "run_schedules", none,
+			obj("name", "poison", "cron", "@every 1s", "env", "dev", "kind", "healthcheck", "lane", strings.Repeat("L", 9000)), rejected},
+		{"insert runs 9000-char lane", http.MethodPost, "runs", none,
+			obj("env", "dev", "kind", "healthcheck", "lane", strings.Repeat("L", 9000)), rejected},
 		{"insert audit_log", http.MethodPost, "audit_log", none, obj("action", "approved", "actor", "forged"), nobody},
 		{"update audit_log", http.MethodPatch, "audit_log", func(opsFixture) url.Values { return url.Values{"id": {"gt.0"}} }, obj("actor", "x"), nobody},
 		{"delete audit_log", http.MethodDelete, "audit_log", func(opsFixture) url.Values { return url.Values{"id": {"gt.0"}} }, nil, nobody},

@@ -14,7 +14,8 @@ CREATE TABLE IF NOT EXISTS public.run_schedules (
   template_id uuid NULL,
   input       jsonb NOT NULL DEFAULT '{}'::jsonb,
   plan        jsonb NULL,
-  lane        text NOT NULL DEFAULT 'A',
+  -- A lane name, as on runs (runs_lane_check below).
+  lane        text NOT NULL DEFAULT 'A' CONSTRAINT run_schedules_lane_check CHECK (lane ~ '^[A-Za-z0-9_-]{1,32}$'),
   session_id  uuid NULL REFERENCES public.sessions (id) ON DELETE SET NULL,
   enabled     boolean NOT NULL DEFAULT true,
   -- What a tick does while the schedule's previous run is still queued or
@@ -39,6 +40,45 @@ CREATE INDEX IF NOT EXISTS runs_retry_of_idx ON public.runs (retry_of) WHERE ret
 -- Two daemons never enqueue the same tick of a schedule.
 CREATE UNIQUE INDEX IF NOT EXISTS runs_schedule_tick_key ON public.runs (schedule_id, scheduled_for);
 CREATE INDEX IF NOT EXISTS runs_finished_at_idx ON public.runs (finished_at) WHERE finished_at IS NOT NULL;
+
+-- A lane is a name: 1 to 32 letters, digits, _ or - (the UI's lanes are A,
+-- B, C and D). It is the payload of the opsd_wake NOTIFY, which refuses
+-- 8000 bytes and more, so a long lane made every insert of its run fail,
+-- and a scheduled one every enqueue pass. NOT VALID: rows written before
+-- this migration are not scanned; every row inserted or updated from now
+-- on is checked (a run still in flight with another lane could not be
+-- claimed, heartbeated or finished until its lane is renamed, hence the
+-- warning).
+DO $$
+DECLARE
+  v_bad bigint;
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_constraint
+                  WHERE conrelid = 'public.runs'::regclass AND conname = 'runs_lane_check') THEN
+    ALTER TABLE public.runs ADD CONSTRAINT runs_lane_check CHECK (lane ~ '^[A-Za-z0-9_-]{1,32}$') NOT VALID;
+  END IF;
+  SELECT count(*) INTO v_bad FROM public.runs WHERE finished_at IS NULL AND lane !~ '^[A-Za-z0-9_-]{1,32}$';
+  IF v_bad > 0 THEN
+    RAISE WARNING 'runs_lane_check: % unfinished run(s) have a lane that is not 1 to 32 letters, digits, _ or -: every update of them (claim, heartbeat, finish, cancel) fails until their lane is renamed', v_bad
+      USING HINT = 'UPDATE public.runs SET lane = ''A'' WHERE finished_at IS NULL AND lane !~ ''^[A-Za-z0-9_-]{1,32}$'' (only the new value is checked)';
+  END IF;
+END
+$$;
+
+-- The same rule in words, before the CHECK: the trigger's WHEN costs one
+-- regular expression match, and the function runs only for a bad lane.
+CREATE OR REPLACE FUNCTION public.opsd_runs_lane_guard() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, public AS $$
+BEGIN
+  RAISE EXCEPTION 'runs.lane % (% characters) is not a lane name: use 1 to 32 letters, digits, _ or - (the UI shows lanes A, B, C and D)',
+    quote_literal(left(NEW.lane, 40)), length(NEW.lane) USING ERRCODE = 'check_violation';
+END
+$$;
+
+DROP TRIGGER IF EXISTS runs_lane_guard ON public.runs;
+CREATE TRIGGER runs_lane_guard BEFORE INSERT OR UPDATE OF lane ON public.runs
+  FOR EACH ROW WHEN (NEW.lane !~ '^[A-Za-z0-9_-]{1,32}$')
+  EXECUTE FUNCTION public.opsd_runs_lane_guard();
 
 -- Written only by triggers and SQL functions (SECURITY DEFINER), never by
 -- the daemon, so nothing escapes it. Nobody but the owner may change it.
@@ -278,10 +318,15 @@ $$;
 
 -- Validates a schedule on every write (PostgREST writes too) and keeps
 -- next_run_at: computed on create, on a cron or timezone change and on
--- resume; NULL while paused.
+-- resume; NULL while paused. The lane is checked here too, before
+-- run_schedules_lane_check, for an error that says what a lane is.
 CREATE OR REPLACE FUNCTION public.opsd_schedules_guard() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, public AS $$
 BEGIN
+  IF (TG_OP = 'INSERT' OR NEW.lane IS DISTINCT FROM OLD.lane) AND NEW.lane !~ '^[A-Za-z0-9_-]{1,32}$' THEN
+    RAISE EXCEPTION 'schedule %: lane % (% characters) is not a lane name: use 1 to 32 letters, digits, _ or - (the UI shows lanes A, B, C and D)',
+      quote_literal(left(NEW.name, 63)), quote_literal(left(NEW.lane, 40)), length(NEW.lane) USING ERRCODE = 'check_violation';
+  END IF;
   IF TG_OP = 'INSERT' OR NEW.cron IS DISTINCT FROM OLD.cron OR NEW.timezone IS DISTINCT FROM OLD.timezone
      OR NEW.enabled IS DISTINCT FROM OLD.enabled THEN
     -- Validated even while paused: a bad expression never gets stored.
@@ -744,7 +789,8 @@ BEGIN
        AND p.proname IN ('opsd_actor', 'opsd_audit_write', 'opsd_cron_field', 'opsd_cron_parse', 'opsd_cron_next_parsed',
                          'opsd_cron_next', 'opsd_schedules_guard', 'opsd_enqueue_due_schedules', 'opsd_runs_canceled_by',
                          'opsd_runs_audit', 'opsd_schedules_audit', 'opsd_audit', 'retry_run', 'opsd_prune',
-                         'opsd_schedule_save', 'opsd_schedule_set', 'opsd_schedule_delete', 'opsd_schedules')
+                         'opsd_schedule_save', 'opsd_schedule_set', 'opsd_schedule_delete', 'opsd_schedules',
+                         'opsd_runs_lane_guard')
   LOOP
     EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC, anon, authenticated', f);
   END LOOP;
@@ -764,7 +810,7 @@ GRANT EXECUTE ON FUNCTION public.retry_run(uuid, text), public.opsd_cron_next(te
 -- and runs through PostgREST).
 GRANT EXECUTE ON FUNCTION public.opsd_schedules_guard(), public.opsd_runs_canceled_by(), public.opsd_actor(),
   public.opsd_cron_next_parsed(jsonb, text, timestamptz), public.opsd_cron_parse(text),
-  public.opsd_cron_field(text, text, text, int, int, int, text[])
+  public.opsd_cron_field(text, text, text, int, int, int, text[]), public.opsd_runs_lane_guard()
 TO anon, authenticated, service_role;
 
 DO $$
