@@ -106,6 +106,8 @@ func TestOperationsPermissionMatrix(t *testing.T) {
 		{"delete run_schedules: A's", http.MethodDelete, "run_schedules", byID(schedA), nil, owner},
 		{"insert run_schedules 9000-char lane", http.MethodPost, "run_schedules", none,
 			obj("name", "poison", "cron", "@every 1s", "env", "dev", "kind", "healthcheck", "lane", strings.Repeat("L", 9000)), rejected},
+		{"insert run_schedules 129-char cron", http.MethodPost, "run_schedules", none,
+			obj("name", "long", "cron", strings.Repeat("1,", 60)+"1 * * * *", "env", "dev", "kind", "healthcheck"), rejected},
 		{"insert runs 9000-char lane", http.MethodPost, "runs", none,
 			obj("env", "dev", "kind", "healthcheck", "lane", strings.Repeat("L", 9000)), rejected},
 		{"insert audit_log", http.MethodPost, "audit_log", none, obj("action", "approved", "actor", "forged"), nobody},
@@ -128,6 +130,11 @@ func TestOperationsPermissionMatrix(t *testing.T) {
 		rpc("opsd_schedule_set", serviceOnly, func(fx opsFixture) any { return map[string]any{"p_name": fx.schedAName, "p_enabled": false} }),
 		rpc("opsd_schedule_delete", serviceOnly, func(fx opsFixture) any { return map[string]any{"p_name": fx.schedAName} }),
 		rpc("opsd_cron_next", all, obj("p_expr", "*/5 * * * *")),
+		rpc("opsd_cron_next: 40,009 characters", rejected, obj("p_expr", strings.Repeat("1,", 20000)+"1 * * * *")),
+		rpc("opsd_cron_next: never fires", rejected, obj("p_expr", "0 0 30 2 *")),
+		// The parser's parts are the owner's: opsd_cron_next calls them.
+		rpc("opsd_cron_parse", nobody, obj("p_expr", "*/5 * * * *")),
+		rpc("opsd_cron_next_parsed", nobody, obj("p_spec", map[string]any{"every": 1}, "p_tz", "UTC", "p_after", "2026-01-01T00:00:00Z")),
 		rpc("opsd_requeue_run", serviceOnly, func(fx opsFixture) any {
 			return map[string]any{"p_run_id": fx.runningA, "p_worker": "w", "p_attempt": 1, "p_delay_seconds": 5}
 		}),

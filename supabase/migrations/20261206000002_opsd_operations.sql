@@ -7,7 +7,9 @@
 CREATE TABLE IF NOT EXISTS public.run_schedules (
   id          uuid PRIMARY KEY DEFAULT gen_random_uuid(),
   name        text NOT NULL UNIQUE CHECK (name ~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$'),
-  cron        text NOT NULL,
+  -- At most 128 characters: the validator below refuses longer ones first,
+  -- naming the limit, so no write or enqueue pass parses a huge expression.
+  cron        text NOT NULL CONSTRAINT run_schedules_cron_check CHECK (length(cron) <= 128),
   timezone    text NOT NULL DEFAULT 'UTC',
   env         text NOT NULL CHECK (env IN ('prod', 'staging', 'dev')),
   kind        text NOT NULL CHECK (kind IN ('deploy', 'healthcheck', 'spec', 'incident', 'schema_sync')),
@@ -127,7 +129,9 @@ $$;
 -- ------------------------------------------------------------------- cron
 
 -- One field of a 5-field cron expression as the sorted values it allows.
--- p_pos is the field's position in the whole expression, for errors.
+-- p_pos is the field's position in the whole expression, for errors. Only
+-- opsd_cron_parse calls it, with fields of an expression of at most 128
+-- characters.
 CREATE OR REPLACE FUNCTION public.opsd_cron_field(p_expr text, p_field text, p_name text, p_pos int,
                                                   p_min int, p_max int, p_names text[]) RETURNS int[]
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, public AS $$
@@ -140,11 +144,16 @@ DECLARE
   v_hi int;
   v_step int;
   v_where text;
+  v_quoted text := quote_literal(p_expr);
   -- Day of week accepts 7 (Sunday) beside 0.
   v_top int := CASE WHEN p_name = 'day-of-week' THEN 7 ELSE p_max END;
 BEGIN
+  IF length(p_field) > 128 THEN
+    RAISE EXCEPTION 'cron %...: % field at position % is % characters long: the limit is 128',
+      quote_literal(left(p_expr, 40)), p_name, p_pos, length(p_field) USING ERRCODE = 'invalid_parameter_value';
+  END IF;
   FOREACH v_item IN ARRAY string_to_array(p_field, ',') LOOP
-    v_where := format('cron %L: %s field %L at position %s', p_expr, p_name, v_item, p_pos + v_off);
+    v_where := format('cron %s: %s field %L at position %s', v_quoted, p_name, v_item, p_pos + v_off);
     v_m := regexp_match(lower(v_item), '^(\*|[0-9a-z]+)(?:-([0-9a-z]+))?(?:/([0-9]+))?$');
     IF v_m IS NULL THEN
       RAISE EXCEPTION '%: expected *, a value, a range a-b, a list a,b or a step */n', v_where
@@ -199,6 +208,8 @@ $$;
 -- opsd_cron_parse validates a schedule expression and returns it parsed:
 -- {"every": seconds} for @every <duration> (at least 1 s), else the allowed
 -- values of each of the 5 fields. Errors name the field and the position.
+-- An expression is at most 128 characters (run_schedules_cron_check): a
+-- longer one is refused before any parsing, so parsing stays cheap.
 CREATE OR REPLACE FUNCTION public.opsd_cron_parse(p_expr text) RETURNS jsonb
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, public AS $$
 DECLARE
@@ -212,6 +223,11 @@ DECLARE
   v_out jsonb := '{}';
   v_off int;
 BEGIN
+  IF length(p_expr) > 128 THEN
+    RAISE EXCEPTION 'cron %... is % characters long: the limit is 128', quote_literal(left(p_expr, 40)), length(p_expr)
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'use 5 fields (minute hour day-of-month month day-of-week), ranges and steps (1-31/2) rather than long lists, or @every <duration>';
+  END IF;
   IF lower(v_expr) LIKE '@every%' THEN
     BEGIN
       v_secs := extract(epoch FROM btrim(substr(v_expr, 7))::interval);
@@ -254,65 +270,110 @@ END
 $$;
 
 -- The first fire time of a parsed expression strictly after p_after, in
--- time zone p_tz.
+-- time zone p_tz, or NULL when there is none within eight years: the
+-- longest gap between two fire times of an expression whose days exist
+-- (29 February: 2096, then 2104). The search is bounded by that window, not
+-- by the expression: a step is a month that does not match, a day that
+-- does not match, or a jump to the next allowed hour or minute, so eight
+-- years take at most about 3,000 steps (0 0 30 2 *, which never fires,
+-- takes about 330).
 CREATE OR REPLACE FUNCTION public.opsd_cron_next_parsed(p_spec jsonb, p_tz text, p_after timestamptz) RETURNS timestamptz
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, public AS $$
 DECLARE
   v_t timestamp;
+  v_end timestamp;
   v_min int[];
   v_hour int[];
   v_dom int[];
   v_mon int[];
   v_dow int[];
+  -- Standard cron: when either day field is *, both must match; when both
+  -- are restricted, either may.
+  v_both boolean := (p_spec ->> 'dom_any')::boolean OR (p_spec ->> 'dow_any')::boolean;
   v_dom_ok boolean;
   v_dow_ok boolean;
+  v_cur int;
+  v_x int;
+  v_next int;
 BEGIN
   IF p_spec ? 'every' THEN
     RETURN to_timestamp((floor(extract(epoch FROM p_after) / (p_spec ->> 'every')::bigint) + 1) * (p_spec ->> 'every')::bigint);
   END IF;
-  SELECT array_agg(x::int) INTO v_min FROM jsonb_array_elements_text(p_spec -> 'minute') x;
-  SELECT array_agg(x::int) INTO v_hour FROM jsonb_array_elements_text(p_spec -> 'hour') x;
+  SELECT array_agg(x::int ORDER BY x::int) INTO v_min FROM jsonb_array_elements_text(p_spec -> 'minute') x;
+  SELECT array_agg(x::int ORDER BY x::int) INTO v_hour FROM jsonb_array_elements_text(p_spec -> 'hour') x;
   SELECT array_agg(x::int) INTO v_dom FROM jsonb_array_elements_text(p_spec -> 'day-of-month') x;
   SELECT array_agg(x::int) INTO v_mon FROM jsonb_array_elements_text(p_spec -> 'month') x;
   SELECT array_agg(x::int) INTO v_dow FROM jsonb_array_elements_text(p_spec -> 'day-of-week') x;
   v_t := date_trunc('minute', p_after AT TIME ZONE p_tz) + interval '1 minute';
-  -- Bounded: five years of days covers every satisfiable expression.
-  FOR i IN 1..200000 LOOP
+  v_end := v_t + interval '8 years';
+  WHILE v_t < v_end LOOP
     IF NOT (extract(month FROM v_t)::int = ANY (v_mon)) THEN
       v_t := date_trunc('month', v_t) + interval '1 month';
       CONTINUE;
     END IF;
     v_dom_ok := extract(day FROM v_t)::int = ANY (v_dom);
     v_dow_ok := extract(dow FROM v_t)::int = ANY (v_dow);
-    IF ((p_spec ->> 'dom_any')::boolean OR (p_spec ->> 'dow_any')::boolean) AND NOT (v_dom_ok AND v_dow_ok)
-       OR NOT ((p_spec ->> 'dom_any')::boolean OR (p_spec ->> 'dow_any')::boolean) AND NOT (v_dom_ok OR v_dow_ok) THEN
+    IF (v_both AND NOT (v_dom_ok AND v_dow_ok)) OR (NOT v_both AND NOT (v_dom_ok OR v_dow_ok)) THEN
       v_t := date_trunc('day', v_t) + interval '1 day';
       CONTINUE;
     END IF;
-    IF NOT (extract(hour FROM v_t)::int = ANY (v_hour)) THEN
+    -- A day that matches: the first allowed hour from this one, else the
+    -- next day.
+    v_cur := extract(hour FROM v_t)::int;
+    v_next := NULL;
+    FOREACH v_x IN ARRAY v_hour LOOP
+      IF v_x >= v_cur THEN
+        v_next := v_x;
+        EXIT;
+      END IF;
+    END LOOP;
+    IF v_next IS NULL THEN
+      v_t := date_trunc('day', v_t) + interval '1 day';
+      CONTINUE;
+    ELSIF v_next > v_cur THEN
+      v_t := date_trunc('day', v_t) + make_interval(hours => v_next);
+    END IF;
+    -- An hour that matches: the first allowed minute from this one, else
+    -- the next hour.
+    v_cur := extract(minute FROM v_t)::int;
+    v_next := NULL;
+    FOREACH v_x IN ARRAY v_min LOOP
+      IF v_x >= v_cur THEN
+        v_next := v_x;
+        EXIT;
+      END IF;
+    END LOOP;
+    IF v_next IS NULL THEN
       v_t := date_trunc('hour', v_t) + interval '1 hour';
       CONTINUE;
     END IF;
-    IF NOT (extract(minute FROM v_t)::int = ANY (v_min)) THEN
-      v_t := v_t + interval '1 minute';
-      CONTINUE;
-    END IF;
-    RETURN v_t AT TIME ZONE p_tz;
+    RETURN (date_trunc('hour', v_t) + make_interval(mins => v_next)) AT TIME ZONE p_tz;
   END LOOP;
-  RAISE EXCEPTION 'cron expression never fires within five years (a day that no month has?): %', p_spec USING ERRCODE = 'invalid_parameter_value';
+  RETURN NULL;
 END
 $$;
 
 -- opsd_cron_next is the one source of next fire times, for the schedules
--- trigger, the enqueuer and `opsd schedule list`.
+-- trigger and anyone who shows them (the frontend may call it: it is
+-- bounded like the functions it calls, which it runs as their owner, so
+-- browsers cannot call those directly). An expression with no fire time
+-- within eight years after p_after is an error, which names it.
 CREATE OR REPLACE FUNCTION public.opsd_cron_next(p_expr text, p_tz text DEFAULT 'UTC', p_after timestamptz DEFAULT now())
 RETURNS timestamptz
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, public AS $$
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+DECLARE
+  v_next timestamptz;
 BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = p_tz) THEN
+  -- pg_timezone_names reads every zone: UTC, the default, skips it.
+  IF p_tz IS DISTINCT FROM 'UTC' AND NOT EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = p_tz) THEN
     RAISE EXCEPTION 'timezone % is not a known time zone (e.g. UTC, Europe/Paris)', quote_literal(p_tz) USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  RETURN public.opsd_cron_next_parsed(public.opsd_cron_parse(p_expr), p_tz, p_after);
+  v_next := public.opsd_cron_next_parsed(public.opsd_cron_parse(p_expr), p_tz, p_after);
+  IF v_next IS NULL THEN
+    RAISE EXCEPTION 'cron %: never fires within eight years after % (a day that no month has, such as 30 February?)',
+      quote_literal(p_expr), p_after USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  RETURN v_next;
 END
 $$;
 
@@ -807,11 +868,15 @@ TO service_role;
 GRANT EXECUTE ON FUNCTION public.retry_run(uuid, text), public.opsd_cron_next(text, text, timestamptz)
   TO anon, authenticated;
 -- Trigger helpers run in the writer's context (the browser writes schedules
--- and runs through PostgREST).
+-- and runs through PostgREST). The cron parser's parts are not among them:
+-- opsd_cron_next (SECURITY DEFINER) calls them as their owner, after the
+-- length limit, so nobody hands them a huge field or parsed spec directly.
 GRANT EXECUTE ON FUNCTION public.opsd_schedules_guard(), public.opsd_runs_canceled_by(), public.opsd_actor(),
-  public.opsd_cron_next_parsed(jsonb, text, timestamptz), public.opsd_cron_parse(text),
-  public.opsd_cron_field(text, text, text, int, int, int, text[]), public.opsd_runs_lane_guard()
+  public.opsd_runs_lane_guard()
 TO anon, authenticated, service_role;
+REVOKE ALL ON FUNCTION public.opsd_cron_parse(text), public.opsd_cron_field(text, text, text, int, int, int, text[]),
+  public.opsd_cron_next_parsed(jsonb, text, timestamptz)
+FROM service_role;
 
 DO $$
 BEGIN
