@@ -2,15 +2,46 @@ package supabase_test
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
+	"github.com/opscontrolroom/opsd/executor"
 	"github.com/opscontrolroom/opsd/internal/pgtest"
 )
+
+// enqueueDue runs one scheduler pass, as the daemon does.
+func enqueueDue(t *testing.T, pool *pgxpool.Pool) executor.EnqueueResult {
+	t.Helper()
+	var raw []byte
+	require.NoError(t, pool.QueryRow(context.Background(), `SELECT opsd_enqueue_due_schedules(20)`).Scan(&raw))
+	var r executor.EnqueueResult
+	require.NoError(t, json.Unmarshal(raw, &r))
+	return r
+}
+
+// withoutScheduleGuard runs sql with the schedules' validating trigger off,
+// as only the table's owner can: a row the guard would refuse, standing in
+// for any row that breaks later.
+func withoutScheduleGuard(t *testing.T, pool *pgxpool.Pool, sql string, args ...any) {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	defer tx.Rollback(ctx) //nolint:errcheck
+	_, err = tx.Exec(ctx, `ALTER TABLE run_schedules DISABLE TRIGGER run_schedules_guard`)
+	require.NoError(t, err)
+	_, err = tx.Exec(ctx, sql, args...)
+	require.NoError(t, err)
+	_, err = tx.Exec(ctx, `ALTER TABLE run_schedules ENABLE TRIGGER run_schedules_guard`)
+	require.NoError(t, err)
+	require.NoError(t, tx.Commit(ctx))
+}
 
 // TestLaneNames: a lane is 1 to 32 letters, digits, _ or -, on runs and on
 // schedules, whoever writes. A 9000-character lane (the NOTIFY payload
@@ -87,6 +118,124 @@ func TestLaneNames(t *testing.T) {
 		return err
 	}()
 	require.ErrorContains(t, err, `violates check constraint "run_schedules_lane_check"`)
+}
+
+// TestScheduleFailureIsolated: a schedule whose tick cannot be enqueued is
+// skipped and audited while every other due schedule is still enqueued. It
+// is not tried again on every pass (next_run_at moves on), and fires again
+// once the cause is gone.
+func TestScheduleFailureIsolated(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := pgtest.NewDB(t)
+	ids := map[string]string{}
+	for name, cron := range map[string]string{"broken": "@every 1s", "healthy": "0 0 1 1 *", "other": "@every 8760h"} {
+		var id string
+		require.NoError(t, db.Pool.QueryRow(ctx, `INSERT INTO run_schedules (name, cron, env, kind, overlap) VALUES ($1, $2, 'dev', 'healthcheck', 'queue')
+			RETURNING id`, name, cron).Scan(&id))
+		ids[name] = id
+	}
+	// A run the database refuses for one schedule: a trigger installed by
+	// the test stands in for any error inside the enqueue (it was a
+	// 9000-character lane, which pg_notify refused).
+	_, err := db.Pool.Exec(ctx, `CREATE FUNCTION test_refuse_run() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+		  IF NEW.schedule_id = '`+ids["broken"]+`' THEN
+		    RAISE EXCEPTION 'test: this run is refused';
+		  END IF;
+		  RETURN NEW;
+		END $$`)
+	require.NoError(t, err)
+	_, err = db.Pool.Exec(ctx, `CREATE TRIGGER test_refuse_run BEFORE INSERT ON runs FOR EACH ROW EXECUTE FUNCTION test_refuse_run()`)
+	require.NoError(t, err)
+	// Only broken's ticks come often; the others' come once a year.
+	due := func(names ...string) {
+		t.Helper()
+		_, err := db.Pool.Exec(ctx, `UPDATE run_schedules SET next_run_at = now() - interval '1 second' WHERE name = ANY ($1)`, names)
+		require.NoError(t, err)
+	}
+	runsOf := func(name string) int {
+		return countRows(t, db.Pool, `SELECT count(*) FROM runs WHERE schedule_id = $1`, ids[name])
+	}
+
+	due("broken", "healthy", "other")
+	pass := time.Now()
+	require.Equal(t, executor.EnqueueResult{Enqueued: 2, Failed: 1}, enqueueDue(t, db.Pool))
+	require.Equal(t, [3]int{0, 1, 1}, [3]int{runsOf("broken"), runsOf("healthy"), runsOf("other")})
+
+	var actor string
+	var details struct {
+		Error        string    `json:"error"`
+		SQLState     string    `json:"sqlstate"`
+		ScheduledFor time.Time `json:"scheduled_for"`
+		NextRunAt    time.Time `json:"next_run_at"`
+	}
+	var raw []byte
+	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT actor, details FROM audit_log WHERE action = 'schedule.failed' AND schedule_id = $1`,
+		ids["broken"]).Scan(&actor, &raw))
+	require.NoError(t, json.Unmarshal(raw, &details))
+	require.Equal(t, "schedule:broken", actor)
+	require.Equal(t, "test: this run is refused", details.Error)
+	require.Equal(t, "P0001", details.SQLState)
+	require.WithinDuration(t, pass, details.ScheduledFor, time.Minute)
+	var next time.Time
+	var last *time.Time
+	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT next_run_at, last_run_at FROM run_schedules WHERE id = $1`, ids["broken"]).Scan(&next, &last))
+	require.True(t, next.Equal(details.NextRunAt), "the audit entry says when it is tried again")
+	require.True(t, next.After(pass.Add(50*time.Second)), "tried again a minute later at the soonest, not on every pass: %s", next)
+	require.Nil(t, last, "nothing ran")
+
+	// The next pass does not try it again, and audits nothing more.
+	require.Equal(t, executor.EnqueueResult{}, enqueueDue(t, db.Pool))
+	require.Equal(t, 1, countRows(t, db.Pool, `SELECT count(*) FROM audit_log WHERE action = 'schedule.failed'`))
+
+	// The cause gone, its next tick is enqueued.
+	_, err = db.Pool.Exec(ctx, `DROP TRIGGER test_refuse_run ON runs`)
+	require.NoError(t, err)
+	due("broken")
+	require.Equal(t, executor.EnqueueResult{Enqueued: 1}, enqueueDue(t, db.Pool))
+	require.Equal(t, 1, runsOf("broken"))
+}
+
+// TestScheduleBrokenRows: rows that went bad behind the validator's back
+// (written with its trigger off) cannot stop the scheduler either. One that
+// no longer parses is audited and tried again an hour later; one that never
+// fires again has its tick enqueued and its next_run_at cleared, audited.
+func TestScheduleBrokenRows(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := pgtest.NewDB(t)
+	for _, name := range []string{"garbled", "ended", "fine"} {
+		// Once a year: no tick of their own comes due during the test.
+		_, err := db.Pool.Exec(ctx, `INSERT INTO run_schedules (name, cron, env, kind) VALUES ($1, '0 0 1 1 *', 'dev', 'healthcheck')`, name)
+		require.NoError(t, err)
+	}
+	withoutScheduleGuard(t, db.Pool, `UPDATE run_schedules SET cron = 'garbage' WHERE name = 'garbled'`)
+	withoutScheduleGuard(t, db.Pool, `UPDATE run_schedules SET cron = '0 0 30 2 *' WHERE name = 'ended'`)
+	_, err := db.Pool.Exec(ctx, `UPDATE run_schedules SET next_run_at = now() - interval '1 second'`)
+	require.NoError(t, err)
+
+	pass := time.Now()
+	require.Equal(t, executor.EnqueueResult{Enqueued: 2, Failed: 1}, enqueueDue(t, db.Pool))
+	audited := func(name string) string {
+		t.Helper()
+		var msg string
+		require.NoError(t, db.Pool.QueryRow(ctx, `SELECT a.details->>'error' FROM audit_log a JOIN run_schedules s ON s.id = a.schedule_id
+			WHERE a.action = 'schedule.failed' AND s.name = $1`, name).Scan(&msg))
+		return msg
+	}
+	require.Contains(t, audited("garbled"), "cron 'garbage': has 1 fields, want 5")
+	require.Contains(t, audited("ended"), "has no fire time within eight years")
+	var garbledNext time.Time
+	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT next_run_at FROM run_schedules WHERE name = 'garbled'`).Scan(&garbledNext))
+	require.WithinDuration(t, pass.Add(time.Hour), garbledNext, time.Minute, "no next tick to wait for: an hour")
+	var endedNext *time.Time
+	var endedRuns int
+	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT s.next_run_at, (SELECT count(*) FROM runs r WHERE r.schedule_id = s.id)
+		FROM run_schedules s WHERE s.name = 'ended'`).Scan(&endedNext, &endedRuns))
+	require.Nil(t, endedNext)
+	require.Equal(t, 1, endedRuns, "its due tick still ran")
+	require.Equal(t, executor.EnqueueResult{}, enqueueDue(t, db.Pool), "nothing spins")
 }
 
 // TestCronLimits: an expression is at most 128 characters, refused before

@@ -414,6 +414,19 @@ CREATE TRIGGER run_schedules_guard BEFORE INSERT OR UPDATE ON public.run_schedul
 -- daemon ran are enqueued once (the latest), with a System event counting
 -- the skipped ones. With overlap 'skip', a tick whose previous run is still
 -- queued or running is skipped (and audited).
+-- Each schedule is handled in a subtransaction of its own, so one that
+-- fails (any error: a run the runs table refuses, a trigger, a bad row)
+-- never holds the others back. Its tick is dropped, not retried: the
+-- failure is in the audit trail (schedule.failed, with the error), and its
+-- next_run_at moves to its first tick at least a minute from now (an hour
+-- from now if even that cannot be computed), so a schedule that keeps
+-- failing is tried, and audited, at most once a minute instead of on every
+-- pass. A schedule whose next fire time lies beyond the eight years
+-- opsd_cron_next_parsed searches has its tick enqueued and next_run_at
+-- cleared (audited too) until its cron is changed or it is resumed.
+-- A call takes at most 50 schedules (the daemon asks for 50 every second):
+-- PostgreSQL keeps 64 subtransactions of a transaction in shared memory,
+-- past which every other session's snapshots get slower while it runs.
 CREATE OR REPLACE FUNCTION public.opsd_enqueue_due_schedules(p_limit int DEFAULT 20) RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
 DECLARE
@@ -426,65 +439,99 @@ DECLARE
   v_now timestamptz := clock_timestamp();
   v_enqueued int := 0;
   v_skipped int := 0;
+  v_failed int := 0;
+  v_err text;
+  v_state text;
 BEGIN
   PERFORM set_config('opsd.system_write', 'on', true);
   FOR s IN
     SELECT * FROM public.run_schedules x
      WHERE x.enabled AND x.next_run_at <= v_now
      ORDER BY x.next_run_at
-     LIMIT greatest(p_limit, 1)
+     LIMIT least(greatest(p_limit, 1), 50)
      FOR UPDATE SKIP LOCKED
   LOOP
-    v_spec := public.opsd_cron_parse(s.cron);
-    -- The latest due tick, and how many earlier ones were missed.
-    IF v_spec ? 'every' THEN
-      v_tick := to_timestamp(floor(extract(epoch FROM v_now) / (v_spec ->> 'every')::bigint) * (v_spec ->> 'every')::bigint);
-      v_tick := greatest(v_tick, s.next_run_at);
-      v_missed := floor(extract(epoch FROM v_tick - s.next_run_at) / (v_spec ->> 'every')::bigint);
-      v_next := public.opsd_cron_next_parsed(v_spec, s.timezone, greatest(v_tick, v_now));
-    ELSE
-      v_tick := s.next_run_at;
-      v_missed := 0;
-      LOOP
-        v_next := public.opsd_cron_next_parsed(v_spec, s.timezone, v_tick);
-        EXIT WHEN v_next > v_now OR v_missed >= 100000;
-        v_tick := v_next;
-        v_missed := v_missed + 1;
-      END LOOP;
-      IF v_next <= v_now THEN
-        v_next := public.opsd_cron_next_parsed(v_spec, s.timezone, v_now);
+    BEGIN
+      v_spec := public.opsd_cron_parse(s.cron);
+      -- The latest due tick, and how many earlier ones were missed.
+      IF v_spec ? 'every' THEN
+        v_tick := to_timestamp(floor(extract(epoch FROM v_now) / (v_spec ->> 'every')::bigint) * (v_spec ->> 'every')::bigint);
+        v_tick := greatest(v_tick, s.next_run_at);
+        v_missed := floor(extract(epoch FROM v_tick - s.next_run_at) / (v_spec ->> 'every')::bigint);
+        v_next := public.opsd_cron_next_parsed(v_spec, s.timezone, greatest(v_tick, v_now));
+      ELSE
+        v_tick := s.next_run_at;
+        v_missed := 0;
+        LOOP
+          v_next := public.opsd_cron_next_parsed(v_spec, s.timezone, v_tick);
+          EXIT WHEN v_next IS NULL OR v_next > v_now OR v_missed >= 100000;
+          v_tick := v_next;
+          v_missed := v_missed + 1;
+        END LOOP;
+        -- NULL: no tick within eight years of the last one; there may be
+        -- one within eight years of now.
+        IF v_next IS NULL OR v_next <= v_now THEN
+          v_next := public.opsd_cron_next_parsed(v_spec, s.timezone, v_now);
+        END IF;
       END IF;
-    END IF;
 
-    UPDATE public.run_schedules SET next_run_at = v_next, last_run_at = v_tick WHERE id = s.id;
+      UPDATE public.run_schedules SET next_run_at = v_next, last_run_at = v_tick WHERE id = s.id;
+      IF v_next IS NULL THEN
+        PERFORM public.opsd_audit_write('schedule.failed', 'schedule:' || s.name, NULL, s.id,
+          jsonb_build_object('scheduled_for', v_tick, 'next_run_at', NULL,
+            'error', format('cron %L has no fire time within eight years after %s: next_run_at is cleared until the cron is changed or the schedule is paused and resumed',
+                            s.cron, v_now)));
+      END IF;
 
-    IF s.overlap = 'skip' AND EXISTS (SELECT 1 FROM public.runs r WHERE r.schedule_id = s.id
-                                         AND (r.status IN ('queued', 'running') OR r.finished_at IS NULL)) THEN
-      PERFORM public.opsd_audit_write('schedule.skipped', 'schedule:' || s.name, NULL, s.id,
-        jsonb_build_object('scheduled_for', v_tick, 'missed', v_missed, 'reason', 'previous run still queued or running'));
-      v_skipped := v_skipped + 1;
-      CONTINUE;
-    END IF;
+      IF s.overlap = 'skip' AND EXISTS (SELECT 1 FROM public.runs r WHERE r.schedule_id = s.id
+                                           AND (r.status IN ('queued', 'running') OR r.finished_at IS NULL)) THEN
+        PERFORM public.opsd_audit_write('schedule.skipped', 'schedule:' || s.name, NULL, s.id,
+          jsonb_build_object('scheduled_for', v_tick, 'missed', v_missed, 'reason', 'previous run still queued or running'));
+        v_skipped := v_skipped + 1;
+        CONTINUE;
+      END IF;
 
-    PERFORM set_config('opsd.actor', 'schedule:' || s.name, true);
-    INSERT INTO public.runs (env, kind, plan, intent, template_id, input, session_id, lane, created_by,
-                             schedule_id, scheduled_for)
-    VALUES (s.env, s.kind, s.plan, coalesce(s.plan ->> 'title', 'schedule ' || s.name), s.template_id, s.input,
-            s.session_id, s.lane, s.created_by, s.id, v_tick)
-    ON CONFLICT (schedule_id, scheduled_for) DO NOTHING
-    RETURNING id INTO v_run;
-    PERFORM set_config('opsd.actor', '', true);
-    IF v_run IS NULL THEN
-      CONTINUE;
-    END IF;
-    v_enqueued := v_enqueued + 1;
-    IF v_missed > 0 THEN
-      PERFORM public.opsd_system_event(v_run, 'warn',
-        format('schedule %s: %s tick(s) missed while no daemon was running were skipped; this run catches up once', s.name, v_missed),
-        NULL, jsonb_build_object('schedule', s.name, 'skipped_ticks', v_missed, 'scheduled_for', v_tick));
-    END IF;
+      PERFORM set_config('opsd.actor', 'schedule:' || s.name, true);
+      INSERT INTO public.runs (env, kind, plan, intent, template_id, input, session_id, lane, created_by,
+                               schedule_id, scheduled_for)
+      VALUES (s.env, s.kind, s.plan, coalesce(s.plan ->> 'title', 'schedule ' || s.name), s.template_id, s.input,
+              s.session_id, s.lane, s.created_by, s.id, v_tick)
+      ON CONFLICT (schedule_id, scheduled_for) DO NOTHING
+      RETURNING id INTO v_run;
+      PERFORM set_config('opsd.actor', '', true);
+      IF v_run IS NULL THEN
+        CONTINUE;
+      END IF;
+      v_enqueued := v_enqueued + 1;
+      IF v_missed > 0 THEN
+        PERFORM public.opsd_system_event(v_run, 'warn',
+          format('schedule %s: %s tick(s) missed while no daemon was running were skipped; this run catches up once', s.name, v_missed),
+          NULL, jsonb_build_object('schedule', s.name, 'skipped_ticks', v_missed, 'scheduled_for', v_tick));
+      END IF;
+    EXCEPTION WHEN OTHERS THEN
+      -- Everything this schedule did in this pass is rolled back.
+      GET STACKED DIAGNOSTICS v_err = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE;
+      v_failed := v_failed + 1;
+      BEGIN
+        BEGIN
+          v_next := public.opsd_cron_next_parsed(public.opsd_cron_parse(s.cron), s.timezone, v_now + interval '1 minute');
+        EXCEPTION WHEN OTHERS THEN
+          v_next := NULL;
+        END;
+        v_next := coalesce(v_next, v_now + interval '1 hour');
+        UPDATE public.run_schedules SET next_run_at = v_next WHERE id = s.id;
+        PERFORM public.opsd_audit_write('schedule.failed', 'schedule:' || s.name, NULL, s.id,
+          jsonb_build_object('scheduled_for', s.next_run_at, 'next_run_at', v_next,
+                             'error', left(v_err, 1000), 'sqlstate', v_state));
+      EXCEPTION WHEN OTHERS THEN
+        -- Not even that could be written: the schedule stays due and is
+        -- tried again on the next pass; the others still go.
+        RAISE WARNING 'opsd_enqueue_due_schedules: schedule % failed (%), and so did recording it: %',
+          s.name, left(v_err, 200), left(SQLERRM, 200);
+      END;
+    END;
   END LOOP;
-  RETURN jsonb_build_object('enqueued', v_enqueued, 'skipped', v_skipped);
+  RETURN jsonb_build_object('enqueued', v_enqueued, 'skipped', v_skipped, 'failed', v_failed);
 END
 $$;
 
