@@ -861,22 +861,42 @@ GRANT SELECT ON public.audit_log TO service_role;
 GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO service_role;
 REVOKE ALL ON SEQUENCE public.audit_log_id_seq FROM service_role;
 
--- schedules: like runs, owners manage their own (shared ones have no
--- created_by), with the columns a browser may set on a run: never input or
--- template_id (the operator CLI sets those), and only sessions they can see.
--- next_run_at and last_run_at are kept by opsd.
+-- schedules: like runs, browsers read their own and shared ones (no
+-- created_by) and create them with the columns a browser may set on a run:
+-- never input or template_id (the operator CLI sets those), and only in
+-- sessions they can see. They change, pause and delete their own, and
+-- shared ones that carry no template and no input: a shared schedule with
+-- a template or input is an operator's (opsd schedule add), and whoever
+-- could change its env, kind, plan or cron would run the operator's
+-- template with inputs of their choosing. The CLI changes those through
+-- the service role's functions. next_run_at and last_run_at are kept by
+-- opsd.
 GRANT SELECT, DELETE ON public.run_schedules TO anon, authenticated;
 GRANT INSERT (id, name, cron, timezone, env, kind, plan, lane, session_id, enabled, overlap)
   ON public.run_schedules TO anon, authenticated;
 GRANT UPDATE (name, cron, timezone, env, kind, plan, lane, session_id, enabled, overlap)
   ON public.run_schedules TO anon, authenticated;
 DROP POLICY IF EXISTS run_schedules_owner ON public.run_schedules;
-CREATE POLICY run_schedules_owner ON public.run_schedules FOR ALL TO anon, authenticated
-  USING (created_by IS NULL OR created_by = auth.uid())
+DROP POLICY IF EXISTS run_schedules_read ON public.run_schedules;
+CREATE POLICY run_schedules_read ON public.run_schedules FOR SELECT TO anon, authenticated
+  USING (created_by IS NULL OR created_by = auth.uid());
+DROP POLICY IF EXISTS run_schedules_create ON public.run_schedules;
+CREATE POLICY run_schedules_create ON public.run_schedules FOR INSERT TO anon, authenticated
   WITH CHECK ((created_by IS NULL OR created_by = auth.uid())
+              AND template_id IS NULL AND input = '{}'::jsonb
               AND (session_id IS NULL OR EXISTS (
                      SELECT 1 FROM public.sessions s
                       WHERE s.id = session_id AND (s.created_by IS NULL OR s.created_by = auth.uid()))));
+DROP POLICY IF EXISTS run_schedules_edit ON public.run_schedules;
+CREATE POLICY run_schedules_edit ON public.run_schedules FOR UPDATE TO anon, authenticated
+  USING (created_by = auth.uid() OR (created_by IS NULL AND template_id IS NULL AND input = '{}'::jsonb))
+  WITH CHECK ((created_by = auth.uid() OR (created_by IS NULL AND template_id IS NULL AND input = '{}'::jsonb))
+              AND (session_id IS NULL OR EXISTS (
+                     SELECT 1 FROM public.sessions s
+                      WHERE s.id = session_id AND (s.created_by IS NULL OR s.created_by = auth.uid()))));
+DROP POLICY IF EXISTS run_schedules_delete ON public.run_schedules;
+CREATE POLICY run_schedules_delete ON public.run_schedules FOR DELETE TO anon, authenticated
+  USING (created_by = auth.uid() OR (created_by IS NULL AND template_id IS NULL AND input = '{}'::jsonb));
 
 -- The audit trail of a run or schedule is readable by who may read it.
 GRANT SELECT ON public.audit_log TO anon, authenticated;
