@@ -3,6 +3,7 @@ package executor
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"time"
 )
 
@@ -61,6 +62,9 @@ func setDefault[T int | float64 | time.Duration](v *T, def T) {
 	}
 }
 
+// laneName is the database's rule for runs.lane (runs_lane_check).
+var laneName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
+
 // Validate reports the first bad setting, naming it.
 func (c Config) Validate() error {
 	if c.WorkerID == "" {
@@ -72,6 +76,9 @@ func (c Config) Validate() error {
 	for _, l := range c.Lanes {
 		if l == "" {
 			return errors.New("lanes: empty lane name")
+		}
+		if !laneName.MatchString(l) {
+			return fmt.Errorf("lanes: %q is not a lane name: use 1 to 32 letters, digits, _ or - (the database refuses runs in other lanes)", l)
 		}
 	}
 	return nil

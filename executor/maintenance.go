@@ -47,6 +47,7 @@ func (c *MaintenanceConfig) defaults() {
 type opsMetrics struct {
 	ScheduledRuns    prometheus.Counter
 	ScheduleSkipped  prometheus.Counter
+	ScheduleFailed   prometheus.Counter
 	PrunedRows       *prometheus.CounterVec // table
 	QueueOldest      prometheus.Gauge
 	QueueDepth       prometheus.Gauge
@@ -60,6 +61,8 @@ func newOpsMetrics(r *prometheus.Registry) *opsMetrics {
 			Name: "opsd_schedule_runs_enqueued_total", Help: "Runs this daemon enqueued for schedules."}),
 		ScheduleSkipped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "opsd_schedule_ticks_skipped_total", Help: "Schedule ticks skipped because the previous run was still in flight."}),
+		ScheduleFailed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "opsd_schedule_ticks_failed_total", Help: "Schedule ticks that could not be enqueued (audit_log schedule.failed says why)."}),
 		PrunedRows: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "opsd_pruned_rows_total", Help: "Rows deleted by retention, by table."}, []string{"table"}),
 		QueueOldest: prometheus.NewGauge(prometheus.GaugeOpts{
@@ -83,6 +86,7 @@ func newOpsMetrics(r *prometheus.Registry) *opsMetrics {
 	}
 	m.ScheduledRuns = register(m.ScheduledRuns).(prometheus.Counter)
 	m.ScheduleSkipped = register(m.ScheduleSkipped).(prometheus.Counter)
+	m.ScheduleFailed = register(m.ScheduleFailed).(prometheus.Counter)
 	m.PrunedRows = register(m.PrunedRows).(*prometheus.CounterVec)
 	m.QueueOldest = register(m.QueueOldest).(prometheus.Gauge)
 	m.QueueDepth = register(m.QueueDepth).(prometheus.Gauge)
@@ -141,6 +145,11 @@ func (d *Daemon) schedulerLoop(ctx context.Context, ops Operations, c Maintenanc
 		}
 		m.ScheduledRuns.Add(float64(res.Enqueued))
 		m.ScheduleSkipped.Add(float64(res.Skipped))
+		m.ScheduleFailed.Add(float64(res.Failed))
+		if res.Failed > 0 {
+			// The others were still enqueued; each failure is in the audit trail.
+			d.log.Warn("schedule ticks could not be enqueued; see opsd audit (action schedule.failed)", zap.Int("ticks", res.Failed))
+		}
 		if res.Enqueued > 0 {
 			d.log.Info("enqueued scheduled runs", zap.Int("runs", res.Enqueued))
 			d.Wake("")

@@ -65,6 +65,7 @@ type Schedule struct {
 type EnqueueResult struct {
 	Enqueued int `json:"enqueued"` // runs enqueued
 	Skipped  int `json:"skipped"`  // ticks skipped because the previous run was still in flight
+	Failed   int `json:"failed"`   // ticks that could not be enqueued (audit_log schedule.failed says why)
 }
 
 // Retention holds the age past which finished runs' rows, and audit trail

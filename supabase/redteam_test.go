@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -289,6 +290,87 @@ func TestRedTeamBrowserRights(t *testing.T) {
 	require.NoError(t, err)
 	require.NotNil(t, got.CanceledAt)
 	assert.WithinDuration(t, time.Now(), *got.CanceledAt, time.Minute)
+}
+
+// TestRedTeamSchedules replays the schedule attacks of the security review
+// through PostgREST. The anon key poisoned every schedule with one row (a
+// 9000-character lane the wake-up NOTIFY refused, in the one transaction
+// that enqueues every due schedule), and took over an operator's template
+// schedule by changing its env, kind, plan and cron. Neither works now, and
+// the operator's schedules keep firing.
+func TestRedTeamSchedules(t *testing.T) {
+	t.Parallel()
+	rt := newRedTeam(t)
+	ctx := pgCtx(t)
+	var tpl string
+	require.NoError(t, rt.db.Pool.QueryRow(ctx, `INSERT INTO run_templates (slug, title, template_yaml) VALUES ('spec-check', 't', 'version: 1')
+		RETURNING id`).Scan(&tpl))
+	enabled := true
+	weekdays, err := rt.service.SaveSchedule(ctx, executor.Schedule{Name: "weekdays", Cron: "0 9 * * mon-fri", Env: "dev", Kind: "spec",
+		TemplateID: &tpl, Input: json.RawMessage(`{"project":"docs-dev"}`), Enabled: &enabled}, "ops")
+	require.NoError(t, err)
+	require.Nil(t, weekdays.CreatedBy, "the CLI's schedules are shared")
+	_, err = rt.service.SaveSchedule(ctx, executor.Schedule{Name: "nightly-health", Cron: "@every 2s", Env: "dev", Kind: "healthcheck",
+		Input: json.RawMessage(`{"target":"web"}`), Overlap: "queue", Enabled: &enabled}, "ops")
+	require.NoError(t, err)
+
+	// The poison: refused at INSERT, saying why.
+	code, body := rt.raw(t, rt.srv.AnonKey(), http.MethodPost, "run_schedules",
+		map[string]any{"name": "poison", "cron": "@every 1s", "env": "dev", "kind": "healthcheck", "lane": strings.Repeat("L", 9000)})
+	require.Equal(t, http.StatusBadRequest, code, body)
+	assert.Contains(t, body, "is not a lane name")
+	code, body = rt.raw(t, rt.srv.AnonKey(), http.MethodPost, "runs",
+		map[string]any{"env": "dev", "kind": "healthcheck", "lane": strings.Repeat("L", 9000)})
+	require.Equal(t, http.StatusBadRequest, code, body)
+	assert.Contains(t, body, "is not a lane name")
+	// So is a 57 kB cron expression, which made every enqueue pass slow.
+	code, body = rt.raw(t, rt.srv.AnonKey(), http.MethodPost, "run_schedules",
+		map[string]any{"name": "slow", "cron": strings.Repeat("1,", 28000) + "1 * * * *", "env": "dev", "kind": "healthcheck"})
+	require.Equal(t, http.StatusBadRequest, code, body)
+	assert.Contains(t, body, "the limit is 128")
+
+	// The takeover: nothing is changed or deleted, by anon or by a user.
+	for _, token := range []string{rt.srv.AnonKey(), rt.srv.UserToken(redUserC)} {
+		code, body = rt.raw(t, token, http.MethodPatch, "run_schedules?name=eq.weekdays", map[string]any{"env": "prod", "kind": "deploy",
+			"cron": "@every 1s", "overlap": "queue", "plan": map[string]any{"inputs": []any{map[string]any{"key": "branch", "value": "attacker-branch"}}}})
+		require.Equal(t, http.StatusOK, code, body)
+		assert.Equal(t, "[]", body)
+		code, body = rt.raw(t, token, http.MethodPatch, "run_schedules?name=eq.nightly-health", map[string]any{"enabled": false})
+		require.Equal(t, http.StatusOK, code, body)
+		assert.Equal(t, "[]", body, "nor paused")
+		code, body = rt.raw(t, token, http.MethodDelete, "run_schedules?name=in.(weekdays,nightly-health)", nil)
+		require.Equal(t, http.StatusOK, code, body)
+		assert.Equal(t, "[]", body)
+	}
+	var env, kind, cron, overlap string
+	var plan []byte
+	require.NoError(t, rt.db.Pool.QueryRow(ctx, `SELECT env, kind, cron, overlap, plan::text FROM run_schedules WHERE name = 'weekdays'`).
+		Scan(&env, &kind, &cron, &overlap, &plan))
+	assert.Equal(t, []string{"dev", "spec", "0 9 * * mon-fri", "skip", ""}, []string{env, kind, cron, overlap, string(plan)})
+	// They may still read it, and the operator may change it.
+	code, body = rt.raw(t, rt.srv.AnonKey(), http.MethodGet, "run_schedules?name=eq.weekdays&select=name", nil)
+	require.Equal(t, http.StatusOK, code, body)
+	assert.JSONEq(t, `[{"name":"weekdays"}]`, body)
+	_, err = rt.service.SetScheduleEnabled(ctx, "weekdays", false, "ops")
+	require.NoError(t, err)
+
+	// A plain shared schedule (no template, no input) stays the browsers'.
+	code, body = rt.raw(t, rt.srv.AnonKey(), http.MethodPost, "run_schedules",
+		map[string]any{"name": "plain", "cron": "@hourly", "env": "dev", "kind": "healthcheck"})
+	require.Equal(t, http.StatusCreated, code, body)
+	code, body = rt.raw(t, rt.srv.UserToken(redUserC), http.MethodPatch, "run_schedules?name=eq.plain", map[string]any{"enabled": false})
+	require.Equal(t, http.StatusOK, code, body)
+	assert.Contains(t, body, `"enabled":false`)
+
+	// And the operator's schedule keeps firing.
+	require.Eventually(t, func() bool {
+		res, err := rt.service.EnqueueDueSchedules(ctx, 20)
+		require.NoError(t, err)
+		require.Zero(t, res.Failed)
+		return res.Enqueued > 0
+	}, 10*time.Second, 200*time.Millisecond)
+	assert.Equal(t, 1, redCount(t, rt, `SELECT count(*) FROM runs r JOIN run_schedules s ON s.id = r.schedule_id
+		WHERE s.name = 'nightly-health' AND r.input = '{"target":"web"}'`))
 }
 
 // fenceStore is a store the daemon writes through, read back as an operator.

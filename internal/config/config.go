@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 
@@ -228,6 +229,9 @@ func splitList(s string) []string {
 	return out
 }
 
+// laneName is the database's rule for runs.lane (runs_lane_check).
+var laneName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
+
 // Validate reports the first bad option, naming it and its value.
 func (c *Config) Validate() error {
 	positive := []struct {
@@ -258,6 +262,11 @@ func (c *Config) Validate() error {
 	}
 	if len(c.Lanes) == 0 {
 		return errors.New("lanes is empty: name at least one lane, e.g. A,B,C,D")
+	}
+	for _, l := range c.Lanes {
+		if !laneName.MatchString(l) {
+			return fmt.Errorf("lanes: %q is not a lane name: use 1 to 32 letters, digits, _ or - (the database refuses runs in other lanes)", l)
+		}
 	}
 	if c.ChattyRowsPerSecond <= 0 {
 		return fmt.Errorf("chatty_rows_per_second = %g: must be positive", c.ChattyRowsPerSecond)

@@ -75,6 +75,7 @@ func TestBadValuesNameTheOption(t *testing.T) {
 		{env: map[string]string{"OPSD_HEARTBEAT_INTERVAL": "soon"}, want: `heartbeat_interval (env OPSD_HEARTBEAT_INTERVAL) = "soon"`},
 		{args: []string{"--heartbeat-interval", "12s", "--stale-after", "60s"}, want: "heartbeat_interval = 12s: must be under 10s"},
 		{args: []string{"--lanes", " , "}, want: "lanes is empty"},
+		{args: []string{"--lanes", "A,blue lane"}, want: `lanes: "blue lane" is not a lane name`},
 		{args: []string{"--log-level", "loud"}, want: `log_level = "loud"`},
 		{args: []string{"--log-format", "xml"}, want: `log_format = "xml"`},
 		{args: []string{"--lane-concurrency", "0"}, want: "lane_concurrency = 0"},

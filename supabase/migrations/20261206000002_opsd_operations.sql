@@ -7,14 +7,17 @@
 CREATE TABLE IF NOT EXISTS public.run_schedules (
   id          uuid PRIMARY KEY DEFAULT gen_random_uuid(),
   name        text NOT NULL UNIQUE CHECK (name ~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$'),
-  cron        text NOT NULL,
+  -- At most 128 characters: the validator below refuses longer ones first,
+  -- naming the limit, so no write or enqueue pass parses a huge expression.
+  cron        text NOT NULL CONSTRAINT run_schedules_cron_check CHECK (length(cron) <= 128),
   timezone    text NOT NULL DEFAULT 'UTC',
   env         text NOT NULL CHECK (env IN ('prod', 'staging', 'dev')),
   kind        text NOT NULL CHECK (kind IN ('deploy', 'healthcheck', 'spec', 'incident', 'schema_sync')),
   template_id uuid NULL,
   input       jsonb NOT NULL DEFAULT '{}'::jsonb,
   plan        jsonb NULL,
-  lane        text NOT NULL DEFAULT 'A',
+  -- A lane name, as on runs (runs_lane_check below).
+  lane        text NOT NULL DEFAULT 'A' CONSTRAINT run_schedules_lane_check CHECK (lane ~ '^[A-Za-z0-9_-]{1,32}$'),
   session_id  uuid NULL REFERENCES public.sessions (id) ON DELETE SET NULL,
   enabled     boolean NOT NULL DEFAULT true,
   -- What a tick does while the schedule's previous run is still queued or
@@ -39,6 +42,45 @@ CREATE INDEX IF NOT EXISTS runs_retry_of_idx ON public.runs (retry_of) WHERE ret
 -- Two daemons never enqueue the same tick of a schedule.
 CREATE UNIQUE INDEX IF NOT EXISTS runs_schedule_tick_key ON public.runs (schedule_id, scheduled_for);
 CREATE INDEX IF NOT EXISTS runs_finished_at_idx ON public.runs (finished_at) WHERE finished_at IS NOT NULL;
+
+-- A lane is a name: 1 to 32 letters, digits, _ or - (the UI's lanes are A,
+-- B, C and D). It is the payload of the opsd_wake NOTIFY, which refuses
+-- 8000 bytes and more, so a long lane made every insert of its run fail,
+-- and a scheduled one every enqueue pass. NOT VALID: rows written before
+-- this migration are not scanned; every row inserted or updated from now
+-- on is checked (a run still in flight with another lane could not be
+-- claimed, heartbeated or finished until its lane is renamed, hence the
+-- warning).
+DO $$
+DECLARE
+  v_bad bigint;
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_constraint
+                  WHERE conrelid = 'public.runs'::regclass AND conname = 'runs_lane_check') THEN
+    ALTER TABLE public.runs ADD CONSTRAINT runs_lane_check CHECK (lane ~ '^[A-Za-z0-9_-]{1,32}$') NOT VALID;
+  END IF;
+  SELECT count(*) INTO v_bad FROM public.runs WHERE finished_at IS NULL AND lane !~ '^[A-Za-z0-9_-]{1,32}$';
+  IF v_bad > 0 THEN
+    RAISE WARNING 'runs_lane_check: % unfinished run(s) have a lane that is not 1 to 32 letters, digits, _ or -: every update of them (claim, heartbeat, finish, cancel) fails until their lane is renamed', v_bad
+      USING HINT = 'UPDATE public.runs SET lane = ''A'' WHERE finished_at IS NULL AND lane !~ ''^[A-Za-z0-9_-]{1,32}$'' (only the new value is checked)';
+  END IF;
+END
+$$;
+
+-- The same rule in words, before the CHECK: the trigger's WHEN costs one
+-- regular expression match, and the function runs only for a bad lane.
+CREATE OR REPLACE FUNCTION public.opsd_runs_lane_guard() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, public AS $$
+BEGIN
+  RAISE EXCEPTION 'runs.lane % (% characters) is not a lane name: use 1 to 32 letters, digits, _ or - (the UI shows lanes A, B, C and D)',
+    quote_literal(left(NEW.lane, 40)), length(NEW.lane) USING ERRCODE = 'check_violation';
+END
+$$;
+
+DROP TRIGGER IF EXISTS runs_lane_guard ON public.runs;
+CREATE TRIGGER runs_lane_guard BEFORE INSERT OR UPDATE OF lane ON public.runs
+  FOR EACH ROW WHEN (NEW.lane !~ '^[A-Za-z0-9_-]{1,32}$')
+  EXECUTE FUNCTION public.opsd_runs_lane_guard();
 
 -- Written only by triggers and SQL functions (SECURITY DEFINER), never by
 -- the daemon, so nothing escapes it. Nobody but the owner may change it.
@@ -87,7 +129,9 @@ $$;
 -- ------------------------------------------------------------------- cron
 
 -- One field of a 5-field cron expression as the sorted values it allows.
--- p_pos is the field's position in the whole expression, for errors.
+-- p_pos is the field's position in the whole expression, for errors. Only
+-- opsd_cron_parse calls it, with fields of an expression of at most 128
+-- characters.
 CREATE OR REPLACE FUNCTION public.opsd_cron_field(p_expr text, p_field text, p_name text, p_pos int,
                                                   p_min int, p_max int, p_names text[]) RETURNS int[]
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, public AS $$
@@ -100,11 +144,16 @@ DECLARE
   v_hi int;
   v_step int;
   v_where text;
+  v_quoted text := quote_literal(p_expr);
   -- Day of week accepts 7 (Sunday) beside 0.
   v_top int := CASE WHEN p_name = 'day-of-week' THEN 7 ELSE p_max END;
 BEGIN
+  IF length(p_field) > 128 THEN
+    RAISE EXCEPTION 'cron %...: % field at position % is % characters long: the limit is 128',
+      quote_literal(left(p_expr, 40)), p_name, p_pos, length(p_field) USING ERRCODE = 'invalid_parameter_value';
+  END IF;
   FOREACH v_item IN ARRAY string_to_array(p_field, ',') LOOP
-    v_where := format('cron %L: %s field %L at position %s', p_expr, p_name, v_item, p_pos + v_off);
+    v_where := format('cron %s: %s field %L at position %s', v_quoted, p_name, v_item, p_pos + v_off);
     v_m := regexp_match(lower(v_item), '^(\*|[0-9a-z]+)(?:-([0-9a-z]+))?(?:/([0-9]+))?$');
     IF v_m IS NULL THEN
       RAISE EXCEPTION '%: expected *, a value, a range a-b, a list a,b or a step */n', v_where
@@ -159,6 +208,8 @@ $$;
 -- opsd_cron_parse validates a schedule expression and returns it parsed:
 -- {"every": seconds} for @every <duration> (at least 1 s), else the allowed
 -- values of each of the 5 fields. Errors name the field and the position.
+-- An expression is at most 128 characters (run_schedules_cron_check): a
+-- longer one is refused before any parsing, so parsing stays cheap.
 CREATE OR REPLACE FUNCTION public.opsd_cron_parse(p_expr text) RETURNS jsonb
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, public AS $$
 DECLARE
@@ -172,6 +223,11 @@ DECLARE
   v_out jsonb := '{}';
   v_off int;
 BEGIN
+  IF length(p_expr) > 128 THEN
+    RAISE EXCEPTION 'cron %... is % characters long: the limit is 128', quote_literal(left(p_expr, 40)), length(p_expr)
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'use 5 fields (minute hour day-of-month month day-of-week), ranges and steps (1-31/2) rather than long lists, or @every <duration>';
+  END IF;
   IF lower(v_expr) LIKE '@every%' THEN
     BEGIN
       v_secs := extract(epoch FROM btrim(substr(v_expr, 7))::interval);
@@ -214,74 +270,124 @@ END
 $$;
 
 -- The first fire time of a parsed expression strictly after p_after, in
--- time zone p_tz.
+-- time zone p_tz, or NULL when there is none within eight years: the
+-- longest gap between two fire times of an expression whose days exist
+-- (29 February: 2096, then 2104). The search is bounded by that window, not
+-- by the expression: a step is a month that does not match, a day that
+-- does not match, or a jump to the next allowed hour or minute, so eight
+-- years take at most about 3,000 steps (0 0 30 2 *, which never fires,
+-- takes about 330).
 CREATE OR REPLACE FUNCTION public.opsd_cron_next_parsed(p_spec jsonb, p_tz text, p_after timestamptz) RETURNS timestamptz
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, public AS $$
 DECLARE
   v_t timestamp;
+  v_end timestamp;
   v_min int[];
   v_hour int[];
   v_dom int[];
   v_mon int[];
   v_dow int[];
+  -- Standard cron: when either day field is *, both must match; when both
+  -- are restricted, either may.
+  v_both boolean := (p_spec ->> 'dom_any')::boolean OR (p_spec ->> 'dow_any')::boolean;
   v_dom_ok boolean;
   v_dow_ok boolean;
+  v_cur int;
+  v_x int;
+  v_next int;
 BEGIN
   IF p_spec ? 'every' THEN
     RETURN to_timestamp((floor(extract(epoch FROM p_after) / (p_spec ->> 'every')::bigint) + 1) * (p_spec ->> 'every')::bigint);
   END IF;
-  SELECT array_agg(x::int) INTO v_min FROM jsonb_array_elements_text(p_spec -> 'minute') x;
-  SELECT array_agg(x::int) INTO v_hour FROM jsonb_array_elements_text(p_spec -> 'hour') x;
+  SELECT array_agg(x::int ORDER BY x::int) INTO v_min FROM jsonb_array_elements_text(p_spec -> 'minute') x;
+  SELECT array_agg(x::int ORDER BY x::int) INTO v_hour FROM jsonb_array_elements_text(p_spec -> 'hour') x;
   SELECT array_agg(x::int) INTO v_dom FROM jsonb_array_elements_text(p_spec -> 'day-of-month') x;
   SELECT array_agg(x::int) INTO v_mon FROM jsonb_array_elements_text(p_spec -> 'month') x;
   SELECT array_agg(x::int) INTO v_dow FROM jsonb_array_elements_text(p_spec -> 'day-of-week') x;
   v_t := date_trunc('minute', p_after AT TIME ZONE p_tz) + interval '1 minute';
-  -- Bounded: five years of days covers every satisfiable expression.
-  FOR i IN 1..200000 LOOP
+  v_end := v_t + interval '8 years';
+  WHILE v_t < v_end LOOP
     IF NOT (extract(month FROM v_t)::int = ANY (v_mon)) THEN
       v_t := date_trunc('month', v_t) + interval '1 month';
       CONTINUE;
     END IF;
     v_dom_ok := extract(day FROM v_t)::int = ANY (v_dom);
     v_dow_ok := extract(dow FROM v_t)::int = ANY (v_dow);
-    IF ((p_spec ->> 'dom_any')::boolean OR (p_spec ->> 'dow_any')::boolean) AND NOT (v_dom_ok AND v_dow_ok)
-       OR NOT ((p_spec ->> 'dom_any')::boolean OR (p_spec ->> 'dow_any')::boolean) AND NOT (v_dom_ok OR v_dow_ok) THEN
+    IF (v_both AND NOT (v_dom_ok AND v_dow_ok)) OR (NOT v_both AND NOT (v_dom_ok OR v_dow_ok)) THEN
       v_t := date_trunc('day', v_t) + interval '1 day';
       CONTINUE;
     END IF;
-    IF NOT (extract(hour FROM v_t)::int = ANY (v_hour)) THEN
+    -- A day that matches: the first allowed hour from this one, else the
+    -- next day.
+    v_cur := extract(hour FROM v_t)::int;
+    v_next := NULL;
+    FOREACH v_x IN ARRAY v_hour LOOP
+      IF v_x >= v_cur THEN
+        v_next := v_x;
+        EXIT;
+      END IF;
+    END LOOP;
+    IF v_next IS NULL THEN
+      v_t := date_trunc('day', v_t) + interval '1 day';
+      CONTINUE;
+    ELSIF v_next > v_cur THEN
+      v_t := date_trunc('day', v_t) + make_interval(hours => v_next);
+    END IF;
+    -- An hour that matches: the first allowed minute from this one, else
+    -- the next hour.
+    v_cur := extract(minute FROM v_t)::int;
+    v_next := NULL;
+    FOREACH v_x IN ARRAY v_min LOOP
+      IF v_x >= v_cur THEN
+        v_next := v_x;
+        EXIT;
+      END IF;
+    END LOOP;
+    IF v_next IS NULL THEN
       v_t := date_trunc('hour', v_t) + interval '1 hour';
       CONTINUE;
     END IF;
-    IF NOT (extract(minute FROM v_t)::int = ANY (v_min)) THEN
-      v_t := v_t + interval '1 minute';
-      CONTINUE;
-    END IF;
-    RETURN v_t AT TIME ZONE p_tz;
+    RETURN (date_trunc('hour', v_t) + make_interval(mins => v_next)) AT TIME ZONE p_tz;
   END LOOP;
-  RAISE EXCEPTION 'cron expression never fires within five years (a day that no month has?): %', p_spec USING ERRCODE = 'invalid_parameter_value';
+  RETURN NULL;
 END
 $$;
 
 -- opsd_cron_next is the one source of next fire times, for the schedules
--- trigger, the enqueuer and `opsd schedule list`.
+-- trigger and anyone who shows them (the frontend may call it: it is
+-- bounded like the functions it calls, which it runs as their owner, so
+-- browsers cannot call those directly). An expression with no fire time
+-- within eight years after p_after is an error, which names it.
 CREATE OR REPLACE FUNCTION public.opsd_cron_next(p_expr text, p_tz text DEFAULT 'UTC', p_after timestamptz DEFAULT now())
 RETURNS timestamptz
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, public AS $$
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+DECLARE
+  v_next timestamptz;
 BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = p_tz) THEN
+  -- pg_timezone_names reads every zone: UTC, the default, skips it.
+  IF p_tz IS DISTINCT FROM 'UTC' AND NOT EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = p_tz) THEN
     RAISE EXCEPTION 'timezone % is not a known time zone (e.g. UTC, Europe/Paris)', quote_literal(p_tz) USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  RETURN public.opsd_cron_next_parsed(public.opsd_cron_parse(p_expr), p_tz, p_after);
+  v_next := public.opsd_cron_next_parsed(public.opsd_cron_parse(p_expr), p_tz, p_after);
+  IF v_next IS NULL THEN
+    RAISE EXCEPTION 'cron %: never fires within eight years after % (a day that no month has, such as 30 February?)',
+      quote_literal(p_expr), p_after USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  RETURN v_next;
 END
 $$;
 
 -- Validates a schedule on every write (PostgREST writes too) and keeps
 -- next_run_at: computed on create, on a cron or timezone change and on
--- resume; NULL while paused.
+-- resume; NULL while paused. The lane is checked here too, before
+-- run_schedules_lane_check, for an error that says what a lane is.
 CREATE OR REPLACE FUNCTION public.opsd_schedules_guard() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, public AS $$
 BEGIN
+  IF (TG_OP = 'INSERT' OR NEW.lane IS DISTINCT FROM OLD.lane) AND NEW.lane !~ '^[A-Za-z0-9_-]{1,32}$' THEN
+    RAISE EXCEPTION 'schedule %: lane % (% characters) is not a lane name: use 1 to 32 letters, digits, _ or - (the UI shows lanes A, B, C and D)',
+      quote_literal(left(NEW.name, 63)), quote_literal(left(NEW.lane, 40)), length(NEW.lane) USING ERRCODE = 'check_violation';
+  END IF;
   IF TG_OP = 'INSERT' OR NEW.cron IS DISTINCT FROM OLD.cron OR NEW.timezone IS DISTINCT FROM OLD.timezone
      OR NEW.enabled IS DISTINCT FROM OLD.enabled THEN
     -- Validated even while paused: a bad expression never gets stored.
@@ -308,6 +414,19 @@ CREATE TRIGGER run_schedules_guard BEFORE INSERT OR UPDATE ON public.run_schedul
 -- daemon ran are enqueued once (the latest), with a System event counting
 -- the skipped ones. With overlap 'skip', a tick whose previous run is still
 -- queued or running is skipped (and audited).
+-- Each schedule is handled in a subtransaction of its own, so one that
+-- fails (any error: a run the runs table refuses, a trigger, a bad row)
+-- never holds the others back. Its tick is dropped, not retried: the
+-- failure is in the audit trail (schedule.failed, with the error), and its
+-- next_run_at moves to its first tick at least a minute from now (an hour
+-- from now if even that cannot be computed), so a schedule that keeps
+-- failing is tried, and audited, at most once a minute instead of on every
+-- pass. A schedule whose next fire time lies beyond the eight years
+-- opsd_cron_next_parsed searches has its tick enqueued and next_run_at
+-- cleared (audited too) until its cron is changed or it is resumed.
+-- A call takes at most 50 schedules (the daemon asks for 50 every second):
+-- PostgreSQL keeps 64 subtransactions of a transaction in shared memory,
+-- past which every other session's snapshots get slower while it runs.
 CREATE OR REPLACE FUNCTION public.opsd_enqueue_due_schedules(p_limit int DEFAULT 20) RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
 DECLARE
@@ -320,65 +439,99 @@ DECLARE
   v_now timestamptz := clock_timestamp();
   v_enqueued int := 0;
   v_skipped int := 0;
+  v_failed int := 0;
+  v_err text;
+  v_state text;
 BEGIN
   PERFORM set_config('opsd.system_write', 'on', true);
   FOR s IN
     SELECT * FROM public.run_schedules x
      WHERE x.enabled AND x.next_run_at <= v_now
      ORDER BY x.next_run_at
-     LIMIT greatest(p_limit, 1)
+     LIMIT least(greatest(p_limit, 1), 50)
      FOR UPDATE SKIP LOCKED
   LOOP
-    v_spec := public.opsd_cron_parse(s.cron);
-    -- The latest due tick, and how many earlier ones were missed.
-    IF v_spec ? 'every' THEN
-      v_tick := to_timestamp(floor(extract(epoch FROM v_now) / (v_spec ->> 'every')::bigint) * (v_spec ->> 'every')::bigint);
-      v_tick := greatest(v_tick, s.next_run_at);
-      v_missed := floor(extract(epoch FROM v_tick - s.next_run_at) / (v_spec ->> 'every')::bigint);
-      v_next := public.opsd_cron_next_parsed(v_spec, s.timezone, greatest(v_tick, v_now));
-    ELSE
-      v_tick := s.next_run_at;
-      v_missed := 0;
-      LOOP
-        v_next := public.opsd_cron_next_parsed(v_spec, s.timezone, v_tick);
-        EXIT WHEN v_next > v_now OR v_missed >= 100000;
-        v_tick := v_next;
-        v_missed := v_missed + 1;
-      END LOOP;
-      IF v_next <= v_now THEN
-        v_next := public.opsd_cron_next_parsed(v_spec, s.timezone, v_now);
+    BEGIN
+      v_spec := public.opsd_cron_parse(s.cron);
+      -- The latest due tick, and how many earlier ones were missed.
+      IF v_spec ? 'every' THEN
+        v_tick := to_timestamp(floor(extract(epoch FROM v_now) / (v_spec ->> 'every')::bigint) * (v_spec ->> 'every')::bigint);
+        v_tick := greatest(v_tick, s.next_run_at);
+        v_missed := floor(extract(epoch FROM v_tick - s.next_run_at) / (v_spec ->> 'every')::bigint);
+        v_next := public.opsd_cron_next_parsed(v_spec, s.timezone, greatest(v_tick, v_now));
+      ELSE
+        v_tick := s.next_run_at;
+        v_missed := 0;
+        LOOP
+          v_next := public.opsd_cron_next_parsed(v_spec, s.timezone, v_tick);
+          EXIT WHEN v_next IS NULL OR v_next > v_now OR v_missed >= 100000;
+          v_tick := v_next;
+          v_missed := v_missed + 1;
+        END LOOP;
+        -- NULL: no tick within eight years of the last one; there may be
+        -- one within eight years of now.
+        IF v_next IS NULL OR v_next <= v_now THEN
+          v_next := public.opsd_cron_next_parsed(v_spec, s.timezone, v_now);
+        END IF;
       END IF;
-    END IF;
 
-    UPDATE public.run_schedules SET next_run_at = v_next, last_run_at = v_tick WHERE id = s.id;
+      UPDATE public.run_schedules SET next_run_at = v_next, last_run_at = v_tick WHERE id = s.id;
+      IF v_next IS NULL THEN
+        PERFORM public.opsd_audit_write('schedule.failed', 'schedule:' || s.name, NULL, s.id,
+          jsonb_build_object('scheduled_for', v_tick, 'next_run_at', NULL,
+            'error', format('cron %L has no fire time within eight years after %s: next_run_at is cleared until the cron is changed or the schedule is paused and resumed',
+                            s.cron, v_now)));
+      END IF;
 
-    IF s.overlap = 'skip' AND EXISTS (SELECT 1 FROM public.runs r WHERE r.schedule_id = s.id
-                                         AND (r.status IN ('queued', 'running') OR r.finished_at IS NULL)) THEN
-      PERFORM public.opsd_audit_write('schedule.skipped', 'schedule:' || s.name, NULL, s.id,
-        jsonb_build_object('scheduled_for', v_tick, 'missed', v_missed, 'reason', 'previous run still queued or running'));
-      v_skipped := v_skipped + 1;
-      CONTINUE;
-    END IF;
+      IF s.overlap = 'skip' AND EXISTS (SELECT 1 FROM public.runs r WHERE r.schedule_id = s.id
+                                           AND (r.status IN ('queued', 'running') OR r.finished_at IS NULL)) THEN
+        PERFORM public.opsd_audit_write('schedule.skipped', 'schedule:' || s.name, NULL, s.id,
+          jsonb_build_object('scheduled_for', v_tick, 'missed', v_missed, 'reason', 'previous run still queued or running'));
+        v_skipped := v_skipped + 1;
+        CONTINUE;
+      END IF;
 
-    PERFORM set_config('opsd.actor', 'schedule:' || s.name, true);
-    INSERT INTO public.runs (env, kind, plan, intent, template_id, input, session_id, lane, created_by,
-                             schedule_id, scheduled_for)
-    VALUES (s.env, s.kind, s.plan, coalesce(s.plan ->> 'title', 'schedule ' || s.name), s.template_id, s.input,
-            s.session_id, s.lane, s.created_by, s.id, v_tick)
-    ON CONFLICT (schedule_id, scheduled_for) DO NOTHING
-    RETURNING id INTO v_run;
-    PERFORM set_config('opsd.actor', '', true);
-    IF v_run IS NULL THEN
-      CONTINUE;
-    END IF;
-    v_enqueued := v_enqueued + 1;
-    IF v_missed > 0 THEN
-      PERFORM public.opsd_system_event(v_run, 'warn',
-        format('schedule %s: %s tick(s) missed while no daemon was running were skipped; this run catches up once', s.name, v_missed),
-        NULL, jsonb_build_object('schedule', s.name, 'skipped_ticks', v_missed, 'scheduled_for', v_tick));
-    END IF;
+      PERFORM set_config('opsd.actor', 'schedule:' || s.name, true);
+      INSERT INTO public.runs (env, kind, plan, intent, template_id, input, session_id, lane, created_by,
+                               schedule_id, scheduled_for)
+      VALUES (s.env, s.kind, s.plan, coalesce(s.plan ->> 'title', 'schedule ' || s.name), s.template_id, s.input,
+              s.session_id, s.lane, s.created_by, s.id, v_tick)
+      ON CONFLICT (schedule_id, scheduled_for) DO NOTHING
+      RETURNING id INTO v_run;
+      PERFORM set_config('opsd.actor', '', true);
+      IF v_run IS NULL THEN
+        CONTINUE;
+      END IF;
+      v_enqueued := v_enqueued + 1;
+      IF v_missed > 0 THEN
+        PERFORM public.opsd_system_event(v_run, 'warn',
+          format('schedule %s: %s tick(s) missed while no daemon was running were skipped; this run catches up once', s.name, v_missed),
+          NULL, jsonb_build_object('schedule', s.name, 'skipped_ticks', v_missed, 'scheduled_for', v_tick));
+      END IF;
+    EXCEPTION WHEN OTHERS THEN
+      -- Everything this schedule did in this pass is rolled back.
+      GET STACKED DIAGNOSTICS v_err = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE;
+      v_failed := v_failed + 1;
+      BEGIN
+        BEGIN
+          v_next := public.opsd_cron_next_parsed(public.opsd_cron_parse(s.cron), s.timezone, v_now + interval '1 minute');
+        EXCEPTION WHEN OTHERS THEN
+          v_next := NULL;
+        END;
+        v_next := coalesce(v_next, v_now + interval '1 hour');
+        UPDATE public.run_schedules SET next_run_at = v_next WHERE id = s.id;
+        PERFORM public.opsd_audit_write('schedule.failed', 'schedule:' || s.name, NULL, s.id,
+          jsonb_build_object('scheduled_for', s.next_run_at, 'next_run_at', v_next,
+                             'error', left(v_err, 1000), 'sqlstate', v_state));
+      EXCEPTION WHEN OTHERS THEN
+        -- Not even that could be written: the schedule stays due and is
+        -- tried again on the next pass; the others still go.
+        RAISE WARNING 'opsd_enqueue_due_schedules: schedule % failed (%), and so did recording it: %',
+          s.name, left(v_err, 200), left(SQLERRM, 200);
+      END;
+    END;
   END LOOP;
-  RETURN jsonb_build_object('enqueued', v_enqueued, 'skipped', v_skipped);
+  RETURN jsonb_build_object('enqueued', v_enqueued, 'skipped', v_skipped, 'failed', v_failed);
 END
 $$;
 
@@ -753,22 +906,42 @@ GRANT SELECT ON public.audit_log TO service_role;
 GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO service_role;
 REVOKE ALL ON SEQUENCE public.audit_log_id_seq FROM service_role;
 
--- schedules: like runs, owners manage their own (shared ones have no
--- created_by), with the columns a browser may set on a run: never input or
--- template_id (the operator CLI sets those), and only sessions they can see.
--- next_run_at and last_run_at are kept by opsd.
+-- schedules: like runs, browsers read their own and shared ones (no
+-- created_by) and create them with the columns a browser may set on a run:
+-- never input or template_id (the operator CLI sets those), and only in
+-- sessions they can see. They change, pause and delete their own, and
+-- shared ones that carry no template and no input: a shared schedule with
+-- a template or input is an operator's (opsd schedule add), and whoever
+-- could change its env, kind, plan or cron would run the operator's
+-- template with inputs of their choosing. The CLI changes those through
+-- the service role's functions. next_run_at and last_run_at are kept by
+-- opsd.
 GRANT SELECT, DELETE ON public.run_schedules TO anon, authenticated;
 GRANT INSERT (id, name, cron, timezone, env, kind, plan, lane, session_id, enabled, overlap)
   ON public.run_schedules TO anon, authenticated;
 GRANT UPDATE (name, cron, timezone, env, kind, plan, lane, session_id, enabled, overlap)
   ON public.run_schedules TO anon, authenticated;
 DROP POLICY IF EXISTS run_schedules_owner ON public.run_schedules;
-CREATE POLICY run_schedules_owner ON public.run_schedules FOR ALL TO anon, authenticated
-  USING (created_by IS NULL OR created_by = auth.uid())
+DROP POLICY IF EXISTS run_schedules_read ON public.run_schedules;
+CREATE POLICY run_schedules_read ON public.run_schedules FOR SELECT TO anon, authenticated
+  USING (created_by IS NULL OR created_by = auth.uid());
+DROP POLICY IF EXISTS run_schedules_create ON public.run_schedules;
+CREATE POLICY run_schedules_create ON public.run_schedules FOR INSERT TO anon, authenticated
   WITH CHECK ((created_by IS NULL OR created_by = auth.uid())
+              AND template_id IS NULL AND input = '{}'::jsonb
               AND (session_id IS NULL OR EXISTS (
                      SELECT 1 FROM public.sessions s
                       WHERE s.id = session_id AND (s.created_by IS NULL OR s.created_by = auth.uid()))));
+DROP POLICY IF EXISTS run_schedules_edit ON public.run_schedules;
+CREATE POLICY run_schedules_edit ON public.run_schedules FOR UPDATE TO anon, authenticated
+  USING (created_by = auth.uid() OR (created_by IS NULL AND template_id IS NULL AND input = '{}'::jsonb))
+  WITH CHECK ((created_by = auth.uid() OR (created_by IS NULL AND template_id IS NULL AND input = '{}'::jsonb))
+              AND (session_id IS NULL OR EXISTS (
+                     SELECT 1 FROM public.sessions s
+                      WHERE s.id = session_id AND (s.created_by IS NULL OR s.created_by = auth.uid()))));
+DROP POLICY IF EXISTS run_schedules_delete ON public.run_schedules;
+CREATE POLICY run_schedules_delete ON public.run_schedules FOR DELETE TO anon, authenticated
+  USING (created_by = auth.uid() OR (created_by IS NULL AND template_id IS NULL AND input = '{}'::jsonb));
 
 -- The audit trail of a run or schedule is readable by who may read it.
 GRANT SELECT ON public.audit_log TO anon, authenticated;
@@ -791,7 +964,8 @@ BEGIN
        AND p.proname IN ('opsd_actor', 'opsd_audit_write', 'opsd_four_eyes', 'opsd_cron_field', 'opsd_cron_parse', 'opsd_cron_next_parsed',
                          'opsd_cron_next', 'opsd_schedules_guard', 'opsd_enqueue_due_schedules', 'opsd_runs_canceled_by',
                          'opsd_runs_audit', 'opsd_schedules_audit', 'opsd_audit', 'retry_run', 'opsd_prune',
-                         'opsd_schedule_save', 'opsd_schedule_set', 'opsd_schedule_delete', 'opsd_schedules')
+                         'opsd_schedule_save', 'opsd_schedule_set', 'opsd_schedule_delete', 'opsd_schedules',
+                         'opsd_runs_lane_guard')
   LOOP
     EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC, anon, authenticated', f);
   END LOOP;
@@ -808,11 +982,15 @@ TO service_role;
 GRANT EXECUTE ON FUNCTION public.retry_run(uuid, text), public.opsd_cron_next(text, text, timestamptz)
   TO anon, authenticated;
 -- Trigger helpers run in the writer's context (the browser writes schedules
--- and runs through PostgREST).
+-- and runs through PostgREST). The cron parser's parts are not among them:
+-- opsd_cron_next (SECURITY DEFINER) calls them as their owner, after the
+-- length limit, so nobody hands them a huge field or parsed spec directly.
 GRANT EXECUTE ON FUNCTION public.opsd_schedules_guard(), public.opsd_runs_canceled_by(), public.opsd_actor(),
-  public.opsd_cron_next_parsed(jsonb, text, timestamptz), public.opsd_cron_parse(text),
-  public.opsd_cron_field(text, text, text, int, int, int, text[])
+  public.opsd_runs_lane_guard()
 TO anon, authenticated, service_role;
+REVOKE ALL ON FUNCTION public.opsd_cron_parse(text), public.opsd_cron_field(text, text, text, int, int, int, text[]),
+  public.opsd_cron_next_parsed(jsonb, text, timestamptz)
+FROM service_role;
 
 DO $$
 BEGIN
