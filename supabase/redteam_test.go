@@ -225,6 +225,55 @@ func TestRedTeamApprovalNeedsAKnownRequester(t *testing.T) {
 	assert.Equal(t, executor.StatusRunning, got.Status)
 }
 
+// TestRedTeamScheduledRunApproval: a scheduled run was asked for by whoever
+// wrote its schedule: a user who changed an operator's schedule may not
+// approve the runs it makes, and the runs of a schedule the anon key wrote
+// are the operators' to approve; an operator's own schedule's runs are
+// approvable in the browser.
+func TestRedTeamScheduledRunApproval(t *testing.T) {
+	t.Parallel()
+	rt := newRedTeam(t)
+	ctx := pgCtx(t)
+	enabled := true
+	for _, name := range []string{"ops-prod", "ops-only"} {
+		_, err := rt.service.SaveSchedule(ctx, executor.Schedule{Name: name, Cron: "@hourly", Env: "prod", Kind: "deploy", Enabled: &enabled}, "ops")
+		require.NoError(t, err)
+	}
+	code, body := rt.raw(t, rt.srv.UserToken(redUserB), http.MethodPatch, "run_schedules?name=eq.ops-prod",
+		map[string]any{"plan": map[string]any{"title": "B's deploy"}})
+	require.Equal(t, http.StatusOK, code, body)
+	require.NotEqual(t, "[]", body, "a plain shared schedule is the browsers' to change")
+	code, body = rt.raw(t, rt.srv.AnonKey(), http.MethodPost, "run_schedules",
+		map[string]any{"name": "anon-prod", "cron": "@hourly", "env": "prod", "kind": "deploy"})
+	require.Equal(t, http.StatusCreated, code, body)
+
+	_, err := rt.db.Pool.Exec(ctx, `UPDATE run_schedules SET next_run_at = now() - interval '1 second'`)
+	require.NoError(t, err)
+	var enqueued []byte
+	require.NoError(t, rt.db.Pool.QueryRow(ctx, `SELECT opsd_enqueue_due_schedules(20)`).Scan(&enqueued))
+	runOf := func(schedule string) string {
+		var id string
+		require.NoError(t, rt.db.Pool.QueryRow(ctx, `SELECT r.id::text FROM runs r JOIN run_schedules s ON s.id = r.schedule_id
+			WHERE s.name = $1`, schedule).Scan(&id), "%s: %s", schedule, enqueued)
+		return id
+	}
+
+	_, err = rt.users[redUserB].ApproveRun(ctx, runOf("ops-prod"), "")
+	require.ErrorIs(t, err, executor.ErrPermission)
+	assert.Contains(t, err.Error(), "you wrote the schedule that made run")
+	_, err = rt.users[redUserA].ApproveRun(ctx, runOf("anon-prod"), "")
+	require.ErrorIs(t, err, executor.ErrPermission)
+	assert.Contains(t, err.Error(), "made by a schedule the anon key wrote")
+	for _, name := range []string{"ops-prod", "ops-only"} {
+		ok, err := rt.users[redUserA].ApproveRun(ctx, runOf(name), "")
+		require.NoError(t, err, name)
+		assert.True(t, ok, name)
+	}
+	ok, err := rt.direct.ApproveRun(ctx, runOf("anon-prod"), "alice@ops")
+	require.NoError(t, err)
+	assert.True(t, ok, "an operator approves it")
+}
+
 // TestRedTeamAuditOfAReusedID: the browser chooses run ids; a run made with
 // the id of a pruned one does not show the old run's audit entries.
 func TestRedTeamAuditOfAReusedID(t *testing.T) {

@@ -597,32 +597,45 @@ CREATE TRIGGER runs_audit_update AFTER UPDATE OF status, approved_at, rejected_a
   EXECUTE FUNCTION public.opsd_runs_audit();
 
 -- Four-eyes with the audit trail: a browser approver may not approve a run
--- they created, nor one whose requester is unknown: a run made with the anon
--- key (its 'created' or 'retried' entry names 'anon'), or one with no
--- creator on record at all. Operators approve those (opsd approve --as
--- NAME); runs the operator side or a schedule made are approvable. Entries
--- older than the run are another run's that had the same id.
+-- they asked for, nor one whose requester is unknown. Who asked for a run is
+-- its creator, else the actor of its 'created' or 'retried' entry, and for
+-- a scheduled run whoever created or changed its schedule before the tick.
+-- Unknown is the anon key (actor 'anon': the approver may have sent it
+-- themselves) or no entry at all; operators approve those (opsd approve
+-- --as NAME). Entries older than the run are another run's with the same id.
 CREATE OR REPLACE FUNCTION public.opsd_four_eyes(p_op text, r public.runs) RETURNS void
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
 DECLARE
-  v_by text;
+  e      record;
+  v_me   text := auth.uid()::text;
+  v_anon boolean;
+  v_mine boolean;
 BEGIN
   IF NOT public.opsd_caller_is_user() THEN
     RETURN;
   END IF;
-  IF r.created_by IS NOT NULL THEN
-    IF r.created_by = auth.uid() THEN
-      RAISE EXCEPTION '%: you created run %; another approver must approve it (four-eyes rule)', p_op, r.id
-        USING ERRCODE = 'insufficient_privilege';
-    END IF;
-    RETURN;
+  IF r.created_by IS NOT NULL AND r.created_by = auth.uid() THEN
+    RAISE EXCEPTION '%: you created run %; another approver must approve it (four-eyes rule)', p_op, r.id
+      USING ERRCODE = 'insufficient_privilege';
   END IF;
-  SELECT a.actor INTO v_by FROM public.audit_log a
+  SELECT a.actor, a.action, a.schedule_id, a.at INTO e FROM public.audit_log a
    WHERE a.run_id = r.id AND a.action IN ('created', 'retried', 'scheduled') AND a.at >= r.created_at
    ORDER BY a.at, a.id LIMIT 1;
-  IF v_by IS NULL OR v_by = 'anon' THEN
+  IF e.action = 'scheduled' AND e.schedule_id IS NOT NULL THEN
+    SELECT coalesce(bool_or(a.actor = 'anon'), false), coalesce(bool_or(a.actor = v_me), false) INTO v_anon, v_mine
+      FROM public.audit_log a
+     WHERE a.schedule_id = e.schedule_id AND a.run_id IS NULL AND a.at <= e.at
+       AND a.action IN ('schedule.created', 'schedule.changed', 'schedule.paused', 'schedule.resumed');
+    IF v_mine THEN
+      RAISE EXCEPTION '%: you wrote the schedule that made run %; another approver must approve it (four-eyes rule)', p_op, r.id
+        USING ERRCODE = 'insufficient_privilege';
+    END IF;
+  END IF;
+  IF r.created_by IS NULL AND (e.actor IS NULL OR e.actor = 'anon' OR v_anon) THEN
     RAISE EXCEPTION '%: run % was %, so who asked for it is unknown and the four-eyes rule cannot be checked', p_op, r.id,
-      CASE WHEN v_by IS NULL THEN 'made with no creator on record' ELSE 'made with the anon key' END
+      CASE WHEN e.actor IS NULL THEN 'made with no creator on record'
+           WHEN v_anon THEN 'made by a schedule the anon key wrote'
+           ELSE 'made with the anon key' END
       USING ERRCODE = 'insufficient_privilege',
             HINT = 'an operator approves it with: opsd approve --as NAME; or a signed-in user submits it again';
   END IF;
