@@ -19,15 +19,17 @@ import (
 	"github.com/opscontrolroom/opsd/executor"
 )
 
-// countingStore counts claim calls and cannot push wake-ups, so the daemon
-// claims only when polled (never, with an hour-long poll) or woken.
+// countingStore counts claim calls once they have returned, and cannot push
+// wake-ups, so the daemon claims only when polled (never, with an hour-long
+// poll) or woken. Counting on return matters: a claim counted when it began
+// could still be on its way to the database when a test then submits a run.
 type countingStore struct {
 	executor.Store
 	claims atomic.Int64
 }
 
 func (s *countingStore) ClaimRuns(ctx context.Context, req executor.ClaimRequest) ([]*executor.Run, error) {
-	s.claims.Add(1)
+	defer s.claims.Add(1)
 	return s.Store.ClaimRuns(ctx, req)
 }
 
