@@ -31,8 +31,13 @@ type Daemon struct {
 	// have claimed are started instead of left to the reaper.
 	claimTokens map[string]string
 
-	mu         sync.Mutex
+	mu sync.Mutex
+	// inflight holds, per run, the attempt this daemon executes for it. An
+	// older attempt of the same run may still be unwinding (its lease was
+	// reaped and the run claimed again): it is no longer listed, but it still
+	// counts in running and perLane until it returns.
 	inflight   map[string]*execution
+	running    int
 	perLane    map[string]int
 	lastHBOK   time.Time
 	lastHBTry  time.Time
@@ -159,7 +164,7 @@ func (d *Daemon) Idle() <-chan struct{} { return d.idle }
 func (d *Daemon) InFlight() int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return len(d.inflight)
+	return d.running
 }
 
 // FirstClaim is when this daemon first claimed a run (zero before).
@@ -279,13 +284,24 @@ func (d *Daemon) startRun(run *Run) {
 		x.approve(deref(run.ApprovedBy))
 	}
 	d.mu.Lock()
+	old := d.inflight[run.ID]
 	d.inflight[run.ID] = x
+	d.running++
 	d.perLane[run.Lane]++
 	d.lastBusy = time.Now()
 	if d.firstClaim.IsZero() {
 		d.firstClaim = d.lastBusy
 	}
 	d.mu.Unlock()
+	if old != nil {
+		// The run was reaped and claimed again while an older attempt of it
+		// is still unwinding here: that attempt holds no lease any more and
+		// no heartbeat carries it now, so stop it and drop its rows now.
+		d.log.Warn("run claimed again while an older attempt is still stopping; stopping that attempt",
+			zap.String("run_id", run.ID), zap.Int("attempt", run.Attempt), zap.Int("old_attempt", old.lease.Attempt))
+		d.writer.Forget(old.emitter.gen)
+		old.cancel(errLeaseLost)
+	}
 	d.metrics.RunsClaimed.WithLabelValues(run.Lane).Inc()
 	d.metrics.InFlight.WithLabelValues(run.Lane).Inc()
 	d.runWG.Add(1)
@@ -294,7 +310,10 @@ func (d *Daemon) startRun(run *Run) {
 		defer func() {
 			cancel(nil)
 			d.mu.Lock()
-			delete(d.inflight, run.ID)
+			if d.inflight[run.ID] == x { // not when a newer attempt took the run's place
+				delete(d.inflight, run.ID)
+			}
+			d.running--
 			d.perLane[run.Lane]--
 			d.lastBusy = time.Now()
 			d.mu.Unlock()
@@ -321,8 +340,12 @@ func (d *Daemon) heartbeatLoop(ctx context.Context) {
 func (d *Daemon) heartbeatOnce(ctx context.Context) {
 	d.mu.Lock()
 	leases := make([]Lease, 0, len(d.inflight))
-	for _, x := range d.inflight {
+	// The answer is about the attempts sent, which are not always those
+	// listed when it arrives (a run claimed again meanwhile): act on these.
+	execs := make(map[string]*execution, len(d.inflight))
+	for id, x := range d.inflight {
 		leases = append(leases, x.lease)
+		execs[id] = x
 	}
 	d.mu.Unlock()
 	hctx, cancel := context.WithTimeout(ctx, max(d.cfg.HeartbeatInterval, time.Second))
@@ -351,9 +374,7 @@ func (d *Daemon) heartbeatOnce(ctx context.Context) {
 		return
 	}
 	for _, s := range states {
-		d.mu.Lock()
-		x := d.inflight[s.RunID]
-		d.mu.Unlock()
+		x := execs[s.RunID]
 		if x == nil {
 			continue
 		}
@@ -379,7 +400,7 @@ func (d *Daemon) leasesRefused(leases []Lease) {
 		d.mu.Lock()
 		x := d.inflight[l.RunID]
 		d.mu.Unlock()
-		if x != nil && x.lease.Attempt == l.Attempt {
+		if x != nil && x.lease == l { // not a newer attempt of the run
 			d.writer.Forget(x.emitter.gen)
 			x.cancel(errLeaseLost)
 		}
@@ -464,7 +485,7 @@ func (d *Daemon) idleLoop(ctx context.Context) {
 			return
 		case <-t.C:
 			d.mu.Lock()
-			idle := len(d.inflight) == 0 && time.Since(d.lastBusy) >= d.cfg.IdleExit
+			idle := d.running == 0 && time.Since(d.lastBusy) >= d.cfg.IdleExit
 			d.mu.Unlock()
 			if idle {
 				close(d.idle)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/opscontrolroom/opsd/executor"
@@ -65,10 +66,17 @@ func (e *env) startDaemon(cfg executor.Config, resolver executor.Resolver) *exec
 
 func startDaemonOn(t *testing.T, store executor.Store, cfg executor.Config, resolver executor.Resolver) *executor.Daemon {
 	t.Helper()
+	return startDaemonLogged(t, store, cfg, resolver, zaptest.NewLogger(t))
+}
+
+// startDaemonLogged is startDaemonOn with the daemon's logger, for tests
+// that look at what the daemon logs.
+func startDaemonLogged(t *testing.T, store executor.Store, cfg executor.Config, resolver executor.Resolver, log *zap.Logger) *executor.Daemon {
+	t.Helper()
 	if resolver == nil {
 		resolver = &runbooks.Resolver{Store: store}
 	}
-	d, err := executor.New(cfg, store, resolver, zaptest.NewLogger(t), nil)
+	d, err := executor.New(cfg, store, resolver, log, nil)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	d.Start(ctx)

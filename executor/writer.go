@@ -303,11 +303,12 @@ func (w *Writer) drainReady(b *batch) {
 	}
 }
 
-// write stores one batch in one call, retrying transient failures with
-// jittered backoff until it succeeds or the writer is hard-stopped. Retrying
-// is safe: the write is idempotent. A permanent failure (a row the database
-// rejects) is narrowed down by halving the batch, so only the bad row is
-// dropped, and loudly, while the rest of the batch is stored.
+// write stores one batch in one call, retrying failures with jittered
+// backoff until it succeeds or the writer is hard-stopped. Retrying is safe:
+// the write is idempotent. Only a failure about the batch's data (a row the
+// database rejects) is not retried: it is narrowed down by halving the
+// batch, so only the bad row is dropped, and loudly, while the rest of the
+// batch is stored.
 func (w *Writer) write(b batch, oldest time.Time) {
 	rows := Rows{Events: b.events, Steps: lastStepPerIdx(b.steps), Phases: b.phases}
 	if len(b.finishes) == 0 {
@@ -469,7 +470,17 @@ func (w *Writer) Finish(ctx context.Context, f Finish, gen uint64) (bool, error)
 	}
 }
 
-// retry calls fn until it succeeds, fails permanently (returned), or the
+// rowError reports whether err is about the rows sent (a value the database
+// rejects, a key that conflicts, a row of an attempt that lost its lease):
+// only then may the batch be split and a row dropped. Any other error is
+// about the store (a revoked grant, a function missing or not yet in
+// PostgREST's schema cache after a migration) and would refuse every row
+// alike, so dropping them one by one would lose a whole run's output.
+func rowError(err error) bool {
+	return errors.Is(err, ErrInvalidInput) || errors.Is(err, ErrConflict) || errors.Is(err, ErrLeaseLost)
+}
+
+// retry calls fn until it succeeds, fails on a bad row (returned), or the
 // writer is hard-stopped.
 func (w *Writer) retry(what string, fn func(ctx context.Context) error) error {
 	wait := backoff.Policy{Min: w.cfg.RetryMin, Max: w.cfg.RetryMax}
@@ -487,10 +498,17 @@ func (w *Writer) retry(what string, fn func(ctx context.Context) error) error {
 			w.log.Warn("event writer stopped with rows unwritten", zap.String("rows", what))
 			return err
 		}
-		if !Retryable(err) && !errors.Is(err, context.DeadlineExceeded) {
+		switch {
+		case rowError(err):
 			return err
+		case Retryable(err) || errors.Is(err, context.DeadlineExceeded):
+			w.log.Warn("write "+what+" failed; retrying", zap.Int("attempt", attempt), zap.Error(err))
+		default:
+			// Not transient, yet no fault of the rows: an operator must act
+			// (grants, migrations, reloading PostgREST's schema cache).
+			w.log.Error("write "+what+" refused by the store for a reason not about the rows; kept and retried until the store accepts them",
+				zap.Int("attempt", attempt), zap.String("kind", errorKind(err)), zap.Error(err))
 		}
-		w.log.Warn("write "+what+" failed; retrying", zap.Int("attempt", attempt), zap.Error(err))
 		_ = backoff.Sleep(w.ctx, wait.Delay(attempt)) // a hard stop ends the wait; the loop then returns
 	}
 }
