@@ -438,6 +438,34 @@ func redEvent(runID string, attempt, seq int, msg string) executor.Event {
 	return executor.Event{RunID: runID, Attempt: attempt, Seq: seq, Level: executor.LevelInfo, Source: "System", Message: msg}
 }
 
+// claimTwoAttemptRun submits a run that may be attempted twice into lane
+// and claims it for worker through st, returning the lease.
+func (rt *redTeam) claimTwoAttemptRun(t *testing.T, st fenceStore, lane, worker string) executor.Lease {
+	t.Helper()
+	ctx := pgCtx(t)
+	run, err := st.SubmitRun(ctx, executor.NewRun{Env: "dev", Kind: "healthcheck", Lane: lane})
+	require.NoError(t, err)
+	_, err = rt.db.Pool.Exec(ctx, `UPDATE runs SET max_attempts = 2 WHERE id = $1`, run.ID)
+	require.NoError(t, err)
+	claimed, err := st.ClaimRuns(ctx, executor.ClaimRequest{Worker: worker, Lane: lane, Limit: 1, LeaseFor: time.Minute})
+	require.NoError(t, err)
+	require.Len(t, claimed, 1)
+	return executor.Lease{RunID: run.ID, Worker: worker, Attempt: claimed[0].Attempt}
+}
+
+// expireAndReap lets the run's lease run out (its daemon paused) and has
+// another daemon's reaper requeue it.
+func (rt *redTeam) expireAndReap(t *testing.T, st fenceStore, runID string) {
+	t.Helper()
+	ctx := pgCtx(t)
+	_, err := rt.db.Pool.Exec(ctx, `UPDATE runs SET lease_expires_at = now() - interval '1 millisecond' WHERE id = $1`, runID)
+	require.NoError(t, err)
+	reaped, err := st.ReapStale(ctx)
+	require.NoError(t, err)
+	require.Len(t, reaped, 1)
+	assert.Equal(t, "requeued", reaped[0].Action)
+}
+
 // TestRedTeamStaleWriter: a daemon paused mid-write whose run was reaped
 // (or finished) stores nothing more, through either store, and cannot take
 // the seq numbers the next attempt needs.
@@ -448,25 +476,14 @@ func TestRedTeamStaleWriter(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			ctx := pgCtx(t)
 			lane := "stale-" + name
-			run, err := st.SubmitRun(ctx, executor.NewRun{Env: "dev", Kind: "healthcheck", Lane: lane})
-			require.NoError(t, err)
-			_, err = rt.db.Pool.Exec(ctx, `UPDATE runs SET max_attempts = 2 WHERE id = $1`, run.ID)
-			require.NoError(t, err)
-			claimed, err := st.ClaimRuns(ctx, executor.ClaimRequest{Worker: "paused", Lane: lane, Limit: 1, LeaseFor: time.Minute})
-			require.NoError(t, err)
-			require.Len(t, claimed, 1)
-			old := executor.Lease{RunID: run.ID, Worker: "paused", Attempt: claimed[0].Attempt}
+			old := rt.claimTwoAttemptRun(t, st, lane, "paused")
+			run := executor.Run{ID: old.RunID}
 			refused, err := st.AppendRows(ctx, "paused", executor.Rows{Events: []executor.Event{redEvent(run.ID, old.Attempt, 1, "before the pause")}})
 			require.NoError(t, err)
 			require.Empty(t, refused)
 
 			// The daemon pauses; its lease runs out; another daemon's reaper acts.
-			_, err = rt.db.Pool.Exec(ctx, `UPDATE runs SET lease_expires_at = now() - interval '1 millisecond' WHERE id = $1`, run.ID)
-			require.NoError(t, err)
-			reaped, err := st.ReapStale(ctx)
-			require.NoError(t, err)
-			require.Len(t, reaped, 1)
-			assert.Equal(t, "requeued", reaped[0].Action)
+			rt.expireAndReap(t, st, run.ID)
 
 			// It wakes up and writes: every row is refused, whatever the path.
 			refused, err = st.AppendRows(ctx, "paused", executor.Rows{
@@ -603,19 +620,9 @@ func TestRedTeamEarlierAttemptOfAHeldRun(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			ctx := pgCtx(t)
 			lane := "again-" + name
-			run, err := st.SubmitRun(ctx, executor.NewRun{Env: "dev", Kind: "healthcheck", Lane: lane})
-			require.NoError(t, err)
-			_, err = rt.db.Pool.Exec(ctx, `UPDATE runs SET max_attempts = 2 WHERE id = $1`, run.ID)
-			require.NoError(t, err)
-			first, err := st.ClaimRuns(ctx, executor.ClaimRequest{Worker: "w", Lane: lane, Limit: 1, LeaseFor: time.Minute})
-			require.NoError(t, err)
-			require.Len(t, first, 1)
-			old := executor.Lease{RunID: run.ID, Worker: "w", Attempt: first[0].Attempt}
-			_, err = rt.db.Pool.Exec(ctx, `UPDATE runs SET lease_expires_at = now() - interval '1 millisecond' WHERE id = $1`, run.ID)
-			require.NoError(t, err)
-			reaped, err := st.ReapStale(ctx)
-			require.NoError(t, err)
-			require.Len(t, reaped, 1)
+			old := rt.claimTwoAttemptRun(t, st, lane, "w")
+			run := executor.Run{ID: old.RunID}
+			rt.expireAndReap(t, st, run.ID)
 			second, err := st.ClaimRuns(ctx, executor.ClaimRequest{Worker: "w", Lane: lane, Limit: 1, LeaseFor: time.Minute})
 			require.NoError(t, err)
 			require.Len(t, second, 1)
