@@ -62,7 +62,7 @@ func setDefault[T int | float64 | time.Duration](v *T, def T) {
 	}
 }
 
-// laneName is the database's rule for runs.lane (runs_lane_check).
+// laneName is the database's rule for runs.lane (runs_lane_guard).
 var laneName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
 
 // Validate reports the first bad setting, naming it.

@@ -10,7 +10,7 @@ import (
 )
 
 // TestConfigLanes: a daemon claims only lanes the database accepts
-// (runs_lane_check: 1 to 32 letters, digits, _ or -).
+// (runs_lane_guard: 1 to 32 letters, digits, _ or -).
 func TestConfigLanes(t *testing.T) {
 	for _, good := range [][]string{{"A", "B", "C", "D"}, {"lane_2", "blue-green", strings.Repeat("x", 32)}} {
 		require.NoError(t, executor.Config{WorkerID: "w", Lanes: good}.Validate(), "%q", good)

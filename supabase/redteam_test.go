@@ -202,6 +202,16 @@ func TestRedTeamApprovalNeedsAKnownRequester(t *testing.T) {
 	_, err = rt.users[redUserB].ApproveRun(ctx, retry, "")
 	require.ErrorContains(t, err, "made with the anon key")
 
+	// An operator's retry of a run the anon key made is still the anon
+	// key's request: the chain of retries is walked.
+	anonFailed, err := rt.anon.SubmitRun(ctx, executor.NewRun{Env: "prod", Kind: "deploy"})
+	require.NoError(t, err)
+	finishRun(t, rt.db.Pool, anonFailed.ID, "error", 0)
+	opRetry, err := rt.direct.RetryRun(ctx, anonFailed.ID, "bob")
+	require.NoError(t, err)
+	_, err = rt.users[redUserA].ApproveRun(ctx, opRetry, "")
+	require.ErrorContains(t, err, "run "+anonFailed.ID+" was made with the anon key")
+
 	// What the operator side submitted, a browser approver approves.
 	opRun, err := rt.service.SubmitRun(ctx, executor.NewRun{Env: "prod", Kind: "deploy"})
 	require.NoError(t, err)
@@ -655,6 +665,18 @@ func TestRedTeamEarlierAttemptOfAHeldRun(t *testing.T) {
 			require.NoError(t, err)
 			require.NotNil(t, got.Phase)
 			assert.Equal(t, executor.PhaseValidate, *got.Phase, "attempt 1's phase change did not move attempt 2")
+
+			// A stale finish in the same batch as the current one does not
+			// hide it: attempt 2 finishes, attempt 1 is refused.
+			refused, err = st.AppendRows(ctx, "w", executor.Rows{Finishes: []executor.Finish{
+				{Lease: old, Status: executor.StatusError, ErrorMessage: "stale attempt 1"},
+				{Lease: cur, Status: executor.StatusSuccess},
+			}})
+			require.NoError(t, err)
+			assert.Equal(t, []executor.Lease{old}, refused)
+			got, err = st.GetRun(ctx, run.ID)
+			require.NoError(t, err)
+			assert.Equal(t, executor.StatusSuccess, got.Status, "attempt 2's finish was made")
 		})
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -341,6 +342,39 @@ func countRows(t *testing.T, pool *pgxpool.Pool, sql string, args ...any) int {
 // it go, oldest first and a batch at a time, whatever became of their run;
 // a dry run deletes nothing; the service role still cannot delete entries
 // itself, only through opsd_prune.
+// TestAuditRetentionKeepsLiveSchedules: who wrote a schedule is kept while
+// the schedule exists (four-eyes reads it for every run the schedule
+// makes), however old; once the schedule is gone, its entries age out.
+func TestAuditRetentionKeepsLiveSchedules(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := pgtest.NewDB(t)
+	count := func(sql string, args ...any) int { return countRows(t, db.Pool, sql, args...) }
+	var sched string
+	require.NoError(t, db.Pool.QueryRow(ctx, `INSERT INTO run_schedules (name, cron, env, kind) VALUES ('nightly', '@daily', 'prod', 'deploy')
+		RETURNING id`).Scan(&sched))
+	_, err := db.Pool.Exec(ctx, `UPDATE run_schedules SET plan = '{"title":"x"}' WHERE id = $1`, sched)
+	require.NoError(t, err)
+	_, err = db.Pool.Exec(ctx, `UPDATE audit_log SET at = now() - interval '400 days' WHERE schedule_id = $1`, sched)
+	require.NoError(t, err)
+	require.Equal(t, 2, count(`SELECT count(*) FROM audit_log WHERE schedule_id = $1`, sched))
+	prune := func() {
+		var raw []byte
+		for i := 0; i < 10; i++ {
+			require.NoError(t, db.Pool.QueryRow(ctx, `SELECT opsd_prune('w', p_audit_log => 86400)`).Scan(&raw))
+			if strings.Contains(string(raw), `"audit_log": 0`) {
+				return
+			}
+		}
+	}
+	prune()
+	require.Equal(t, 2, count(`SELECT count(*) FROM audit_log WHERE schedule_id = $1`, sched), "the schedule is alive: its authors stay")
+	_, err = db.Pool.Exec(ctx, `DELETE FROM run_schedules WHERE id = $1`, sched)
+	require.NoError(t, err)
+	prune()
+	require.Equal(t, 1, count(`SELECT count(*) FROM audit_log WHERE schedule_id = $1`, sched), "only the young schedule.deleted entry is left")
+}
+
 func TestAuditRetention(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -561,11 +595,13 @@ func TestRequeueRun(t *testing.T) {
 	require.Empty(t, got, "not claimable before not_before")
 	require.True(t, requeue("w", 2), "a replay whose first answer was lost says it is requeued")
 	require.False(t, requeue("w", 1), "an older attempt's replay does not")
-	_, err = db.Pool.Exec(ctx, `UPDATE runs SET not_before = NULL WHERE id = $1`, id)
+	_, err = db.Pool.Exec(ctx, `UPDATE runs SET not_before = now() - interval '1 second' WHERE id = $1`, id) // the backoff is over
 	require.NoError(t, err)
 	got, err = claim(ctx, db.Pool, "w2", "A", 1)
 	require.NoError(t, err)
 	require.Len(t, got, 1)
+	require.Zero(t, countRows(t, db.Pool, `SELECT count(*) FROM runs WHERE id = $1 AND not_before IS NOT NULL`, id),
+		"a claim clears the backoff it waited for")
 	require.False(t, requeue("w", 2), "once claimed again (attempt 3) the old attempt is not queued")
 	_, err = db.Pool.Exec(ctx, `SELECT opsd_requeue_run($1, 'w', 2, -1)`, id)
 	require.ErrorContains(t, err, "p_delay_seconds = -1")

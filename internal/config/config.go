@@ -229,7 +229,7 @@ func splitList(s string) []string {
 	return out
 }
 
-// laneName is the database's rule for runs.lane (runs_lane_check).
+// laneName is the database's rule for runs.lane (runs_lane_guard).
 var laneName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
 
 // Validate reports the first bad option, naming it and its value.

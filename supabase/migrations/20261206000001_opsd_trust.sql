@@ -242,7 +242,8 @@ BEGIN
                                 ELSE coalesce(f.error_message, x.error_message) END,
            output = coalesce(f.output, x.output)
       FROM (SELECT DISTINCT ON (q.run_id) q.* FROM jsonb_to_recordset(p_finishes)
-              AS q (run_id uuid, attempt int, status text, error_message text, output jsonb)) f
+              AS q (run_id uuid, attempt int, status text, error_message text, output jsonb)
+             WHERE (q.run_id, q.attempt) IN (SELECT h.id, h.attempt FROM unnest(v_held, v_held_at) AS h (id, attempt))) f
      WHERE x.id = f.run_id AND x.attempt = f.attempt AND x.id = ANY (v_held) AND x.claimed_by = p_worker
        AND x.finished_at IS NULL AND x.status IN ('running', 'canceled');
   END IF;
@@ -386,7 +387,8 @@ BEGIN
       UPDATE public.runs x
          SET status = 'running', claimed_by = p_worker, claimed_at = clock_timestamp(), heartbeat_at = clock_timestamp(),
              lease_expires_at = clock_timestamp() + v_lease, started_at = clock_timestamp(),
-             attempt = x.attempt + 1, attempts_used = x.attempts_used + 1, claim_token = v_token, phase = 'validate'
+             attempt = x.attempt + 1, attempts_used = x.attempts_used + 1, claim_token = v_token, phase = 'validate',
+             not_before = NULL
        WHERE x.id = (SELECT y.id FROM public.runs y WHERE y.id = c.id AND y.status = 'queued'
                      FOR UPDATE SKIP LOCKED)
       RETURNING * INTO r;
@@ -399,7 +401,8 @@ BEGIN
       UPDATE public.runs x
          SET status = 'running', claimed_by = p_worker, claimed_at = clock_timestamp(), heartbeat_at = clock_timestamp(),
              lease_expires_at = clock_timestamp() + v_lease, started_at = clock_timestamp(),
-             attempt = x.attempt + 1, attempts_used = x.attempts_used + 1, claim_token = v_token, phase = 'validate'
+             attempt = x.attempt + 1, attempts_used = x.attempts_used + 1, claim_token = v_token, phase = 'validate',
+             not_before = NULL
        WHERE x.id = (SELECT y.id FROM public.runs y
                       WHERE y.session_id = c.session_id AND y.lane = p_lane AND y.status = 'queued'
                       ORDER BY y.priority, y.created_at, y.id LIMIT 1 FOR UPDATE)

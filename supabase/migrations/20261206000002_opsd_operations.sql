@@ -16,7 +16,7 @@ CREATE TABLE IF NOT EXISTS public.run_schedules (
   template_id uuid NULL,
   input       jsonb NOT NULL DEFAULT '{}'::jsonb,
   plan        jsonb NULL,
-  -- A lane name, as on runs (runs_lane_check below).
+  -- A lane name, as on runs (runs_lane_guard below).
   lane        text NOT NULL DEFAULT 'A' CONSTRAINT run_schedules_lane_check CHECK (lane ~ '^[A-Za-z0-9_-]{1,32}$'),
   session_id  uuid NULL REFERENCES public.sessions (id) ON DELETE SET NULL,
   enabled     boolean NOT NULL DEFAULT true,
@@ -46,29 +46,12 @@ CREATE INDEX IF NOT EXISTS runs_finished_at_idx ON public.runs (finished_at) WHE
 -- A lane is a name: 1 to 32 letters, digits, _ or - (the UI's lanes are A,
 -- B, C and D). It is the payload of the opsd_wake NOTIFY, which refuses
 -- 8000 bytes and more, so a long lane made every insert of its run fail,
--- and a scheduled one every enqueue pass. NOT VALID: rows written before
--- this migration are not scanned; every row inserted or updated from now
--- on is checked (a run still in flight with another lane could not be
--- claimed, heartbeated or finished until its lane is renamed, hence the
--- warning).
-DO $$
-DECLARE
-  v_bad bigint;
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_constraint
-                  WHERE conrelid = 'public.runs'::regclass AND conname = 'runs_lane_check') THEN
-    ALTER TABLE public.runs ADD CONSTRAINT runs_lane_check CHECK (lane ~ '^[A-Za-z0-9_-]{1,32}$') NOT VALID;
-  END IF;
-  SELECT count(*) INTO v_bad FROM public.runs WHERE finished_at IS NULL AND lane !~ '^[A-Za-z0-9_-]{1,32}$';
-  IF v_bad > 0 THEN
-    RAISE WARNING 'runs_lane_check: % unfinished run(s) have a lane that is not 1 to 32 letters, digits, _ or -: every update of them (claim, heartbeat, finish, cancel) fails until their lane is renamed', v_bad
-      USING HINT = 'UPDATE public.runs SET lane = ''A'' WHERE finished_at IS NULL AND lane !~ ''^[A-Za-z0-9_-]{1,32}$'' (only the new value is checked)';
-  END IF;
-END
-$$;
-
--- The same rule in words, before the CHECK: the trigger's WHEN costs one
--- regular expression match, and the function runs only for a bad lane.
+-- and a scheduled one every enqueue pass. A trigger on the inserted or
+-- changed lane, not a CHECK: a CHECK is tested on every UPDATE of a row, so
+-- one unfinished run written before this migration with another lane would
+-- fail every claim, heartbeat, finish and reap that touches it (and a reap
+-- pass with it). The trigger's WHEN costs one regular expression match; the
+-- function runs only for a bad lane.
 CREATE OR REPLACE FUNCTION public.opsd_runs_lane_guard() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, public AS $$
 BEGIN
@@ -599,46 +582,59 @@ CREATE TRIGGER runs_audit_update AFTER UPDATE OF status, approved_at, rejected_a
 -- Four-eyes with the audit trail: a browser approver may not approve a run
 -- they asked for, nor one whose requester is unknown. Who asked for a run is
 -- its creator, else the actor of its 'created' or 'retried' entry, and for
--- a scheduled run whoever created or changed its schedule before the tick.
--- Unknown is the anon key (actor 'anon': the approver may have sent it
--- themselves) or no entry at all; operators approve those (opsd approve
--- --as NAME). Entries older than the run are another run's with the same id.
+-- a scheduled run whoever created or changed its schedule before the tick;
+-- a retry was asked for by whoever asked for the run it copies too, so the
+-- chain of retry_of is walked. Unknown is the anon key (actor 'anon': the
+-- approver may have sent it themselves) or no entry at all; operators
+-- approve those (opsd approve --as NAME). Entries older than a run are
+-- another run's with the same id.
 CREATE OR REPLACE FUNCTION public.opsd_four_eyes(p_op text, r public.runs) RETURNS void
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
 DECLARE
   e      record;
+  x      public.runs := r;
   v_me   text := auth.uid()::text;
   v_anon boolean;
   v_mine boolean;
+  v_hops int := 0;
 BEGIN
   IF NOT public.opsd_caller_is_user() THEN
     RETURN;
   END IF;
-  IF r.created_by IS NOT NULL AND r.created_by = auth.uid() THEN
-    RAISE EXCEPTION '%: you created run %; another approver must approve it (four-eyes rule)', p_op, r.id
-      USING ERRCODE = 'insufficient_privilege';
-  END IF;
-  SELECT a.actor, a.action, a.schedule_id, a.at INTO e FROM public.audit_log a
-   WHERE a.run_id = r.id AND a.action IN ('created', 'retried', 'scheduled') AND a.at >= r.created_at
-   ORDER BY a.at, a.id LIMIT 1;
-  IF e.action = 'scheduled' AND e.schedule_id IS NOT NULL THEN
-    SELECT coalesce(bool_or(a.actor = 'anon'), false), coalesce(bool_or(a.actor = v_me), false) INTO v_anon, v_mine
-      FROM public.audit_log a
-     WHERE a.schedule_id = e.schedule_id AND a.run_id IS NULL AND a.at <= e.at
-       AND a.action IN ('schedule.created', 'schedule.changed', 'schedule.paused', 'schedule.resumed');
-    IF v_mine THEN
-      RAISE EXCEPTION '%: you wrote the schedule that made run %; another approver must approve it (four-eyes rule)', p_op, r.id
+  LOOP
+    IF x.created_by IS NOT NULL AND x.created_by = auth.uid() THEN
+      RAISE EXCEPTION '%: you created run %; another approver must approve it (four-eyes rule)', p_op,
+        r.id || CASE WHEN x.id <> r.id THEN ' (it retries your run ' || x.id || ')' ELSE '' END
         USING ERRCODE = 'insufficient_privilege';
     END IF;
-  END IF;
-  IF r.created_by IS NULL AND (e.actor IS NULL OR e.actor = 'anon' OR v_anon) THEN
-    RAISE EXCEPTION '%: run % was %, so who asked for it is unknown and the four-eyes rule cannot be checked', p_op, r.id,
-      CASE WHEN e.actor IS NULL THEN 'made with no creator on record'
-           WHEN v_anon THEN 'made by a schedule the anon key wrote'
-           ELSE 'made with the anon key' END
-      USING ERRCODE = 'insufficient_privilege',
-            HINT = 'an operator approves it with: opsd approve --as NAME; or a signed-in user submits it again';
-  END IF;
+    e := NULL;
+    v_anon := false;
+    SELECT a.actor, a.action, a.schedule_id, a.at INTO e FROM public.audit_log a
+     WHERE a.run_id = x.id AND a.action IN ('created', 'retried', 'scheduled') AND a.at >= x.created_at
+     ORDER BY a.at, a.id LIMIT 1;
+    IF e.action = 'scheduled' AND e.schedule_id IS NOT NULL THEN
+      SELECT coalesce(bool_or(a.actor = 'anon'), false), coalesce(bool_or(a.actor = v_me), false) INTO v_anon, v_mine
+        FROM public.audit_log a
+       WHERE a.schedule_id = e.schedule_id AND a.run_id IS NULL AND a.at <= e.at
+         AND a.action IN ('schedule.created', 'schedule.changed', 'schedule.paused', 'schedule.resumed');
+      IF v_mine THEN
+        RAISE EXCEPTION '%: you wrote the schedule that made run %; another approver must approve it (four-eyes rule)', p_op, x.id
+          USING ERRCODE = 'insufficient_privilege';
+      END IF;
+    END IF;
+    IF x.created_by IS NULL AND (e.actor IS NULL OR e.actor = 'anon' OR v_anon) THEN
+      RAISE EXCEPTION '%: run % was %, so who asked for it is unknown and the four-eyes rule cannot be checked', p_op, x.id,
+        CASE WHEN e.actor IS NULL THEN 'made with no creator on record'
+             WHEN v_anon THEN 'made by a schedule the anon key wrote'
+             ELSE 'made with the anon key' END
+        USING ERRCODE = 'insufficient_privilege',
+              HINT = 'an operator approves it with: opsd approve --as NAME; or a signed-in user submits it again';
+    END IF;
+    v_hops := v_hops + 1;
+    EXIT WHEN x.retry_of IS NULL OR v_hops >= 50;
+    SELECT * INTO x FROM public.runs WHERE id = x.retry_of;
+    EXIT WHEN NOT FOUND; -- the original was pruned: its copy's own entries decided
+  END LOOP;
 END
 $$;
 
@@ -743,6 +739,16 @@ $$;
 
 -- ---------------------------------------------------------------- retention
 
+-- opsd_audit_kept: an entry retention never deletes: who created or changed
+-- a schedule that still exists (four-eyes asks it who wrote the schedule
+-- behind each of its runs, for as long as the schedule makes runs).
+CREATE OR REPLACE FUNCTION public.opsd_audit_kept(a public.audit_log) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+  SELECT a.run_id IS NULL AND a.schedule_id IS NOT NULL
+     AND a.action IN ('schedule.created', 'schedule.changed', 'schedule.paused', 'schedule.resumed')
+     AND EXISTS (SELECT 1 FROM public.run_schedules s WHERE s.id = a.schedule_id)
+$$;
+
 -- opsd_prune does one bounded batch of retention: at most p_batch rows per
 -- table (run_events, run_steps, artifacts, then runs, and audit_log), each
 -- rule given as an age in seconds (NULL keeps everything). Only finished runs
@@ -792,7 +798,7 @@ BEGIN
     SELECT count(*) INTO v_ar FROM public.artifacts e JOIN public.runs r ON r.id = e.run_id
      WHERE r.finished_at IS NOT NULL AND (e.created_at < v_ar_cut OR r.finished_at < v_runs_cut);
     SELECT count(*) INTO v_runs FROM public.runs r WHERE r.finished_at IS NOT NULL AND r.finished_at < v_runs_cut;
-    SELECT count(*) INTO v_au FROM public.audit_log a WHERE a.at < v_au_cut;
+    SELECT count(*) INTO v_au FROM public.audit_log a WHERE a.at < v_au_cut AND NOT public.opsd_audit_kept(a);
     RETURN jsonb_build_object('run_events', v_ev, 'run_steps', v_st, 'artifacts', v_ar, 'runs', v_runs,
                               'audit_log', v_au, 'dry_run', true);
   END IF;
@@ -843,7 +849,8 @@ BEGIN
   -- Oldest entries first, along audit_log_at_idx.
   WITH d AS (
     DELETE FROM public.audit_log WHERE id IN (
-      SELECT a.id FROM public.audit_log a WHERE a.at < v_au_cut ORDER BY a.at, a.id LIMIT v_lim)
+      SELECT a.id FROM public.audit_log a WHERE a.at < v_au_cut AND NOT public.opsd_audit_kept(a)
+       ORDER BY a.at, a.id LIMIT v_lim)
     RETURNING 1)
   SELECT count(*) INTO v_au FROM d;
   -- Nothing left: the pass is over, the lease is given back.
@@ -974,7 +981,7 @@ BEGIN
   FOR f IN
     SELECT p.oid::regprocedure FROM pg_proc p
      WHERE p.pronamespace = 'public'::regnamespace
-       AND p.proname IN ('opsd_actor', 'opsd_audit_write', 'opsd_four_eyes', 'opsd_cron_field', 'opsd_cron_parse', 'opsd_cron_next_parsed',
+       AND p.proname IN ('opsd_actor', 'opsd_audit_write', 'opsd_four_eyes', 'opsd_audit_kept', 'opsd_cron_field', 'opsd_cron_parse', 'opsd_cron_next_parsed',
                          'opsd_cron_next', 'opsd_schedules_guard', 'opsd_enqueue_due_schedules', 'opsd_runs_canceled_by',
                          'opsd_runs_audit', 'opsd_schedules_audit', 'opsd_audit', 'retry_run', 'opsd_prune',
                          'opsd_schedule_save', 'opsd_schedule_set', 'opsd_schedule_delete', 'opsd_schedules',
