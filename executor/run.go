@@ -385,7 +385,11 @@ func (x *execution) finish(out outcome, log *zap.Logger) {
 		log.Info("run finished", zap.String("status", out.status), zap.String("phase", phase), zap.String("error_message", f.ErrorMessage))
 	}
 	d.metrics.RunsFinished.WithLabelValues(out.status, x.run.Kind).Inc()
-	d.notify(x.run, out.status, f.ErrorMessage)
+	if ok {
+		// Only a finish the database recorded is announced: a refused or
+		// failed one is the reaper's (or the next attempt's) to settle.
+		d.notify(x.run, out.status, f.ErrorMessage)
+	}
 }
 
 const finalWriteTimeout = 30 * time.Second

@@ -111,8 +111,9 @@ type Writer struct {
 	done   chan struct{}
 	stop   context.CancelFunc
 	ctx    context.Context
-	mu     sync.RWMutex // guards closed against sends on a closed queue
-	closed bool
+	mu       sync.RWMutex // guards closed against sends on a closed queue
+	closed   bool
+	closedAt atomic.Int64 // unix ns when Stop closed the queue (a graceful drain began); read without mu
 	lost   sync.Map      // emitter generation -> struct{}: attempts whose rows are no longer ours to write
 	gens   atomic.Uint64 // generations handed to emitters, one per run attempt
 
@@ -166,6 +167,7 @@ func (w *Writer) Stop(ctx context.Context) error {
 	w.mu.Lock()
 	if !w.closed {
 		w.closed = true
+		w.closedAt.Store(time.Now().UnixNano())
 		close(w.queue)
 	}
 	w.mu.Unlock()
@@ -470,6 +472,20 @@ func (w *Writer) Finish(ctx context.Context, f Finish, gen uint64) (bool, error)
 	}
 }
 
+// stopDrainLimit bounds how long a graceful stop keeps retrying rows the
+// store refuses for a reason that is not about them.
+const stopDrainLimit = 5 * time.Second
+
+// draining reports how long ago a graceful stop began, if one has. It
+// takes no lock: the flush loop calls it while senders may hold mu.
+func (w *Writer) draining() (time.Duration, bool) {
+	at := w.closedAt.Load()
+	if at == 0 {
+		return 0, false
+	}
+	return time.Since(time.Unix(0, at)), true
+}
+
 // rowError reports whether err is about the rows sent (a value the database
 // rejects, a key that conflicts, a row of an attempt that lost its lease):
 // only then may the batch be split and a row dropped. Any other error is
@@ -505,7 +521,16 @@ func (w *Writer) retry(what string, fn func(ctx context.Context) error) error {
 			w.log.Warn("write "+what+" failed; retrying", zap.Int("attempt", attempt), zap.Error(err))
 		default:
 			// Not transient, yet no fault of the rows: an operator must act
-			// (grants, migrations, reloading PostgREST's schema cache).
+			// (grants, migrations, reloading PostgREST's schema cache). While
+			// the daemon drains for a graceful stop that may never come, so
+			// the drain gives up after stopDrainLimit rather than hold the
+			// process until its supervisor kills it.
+			if since, closing := w.draining(); closing && since >= stopDrainLimit {
+				w.log.Error("shutting down: the store still refuses the rows for a reason not about them; the rows still queued are abandoned",
+					zap.String("rows", what), zap.Duration("drained_for", since.Round(time.Millisecond)), zap.Error(err))
+				w.stop()
+				return err
+			}
 			w.log.Error("write "+what+" refused by the store for a reason not about the rows; kept and retried until the store accepts them",
 				zap.Int("attempt", attempt), zap.String("kind", errorKind(err)), zap.Error(err))
 		}

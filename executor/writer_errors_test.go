@@ -102,3 +102,29 @@ func toString(v any) string {
 	s, _ := v.(string)
 	return s
 }
+
+// TestWriterStopGivesUpOnRefusedRows: a graceful stop while the store keeps
+// refusing rows for a reason not about them (a revoked grant) drains for a
+// bounded time, then abandons them and says so, so the daemon exits within
+// its supervisor's stop timeout instead of being killed; the caller's
+// context is not what ends it.
+func TestWriterStopGivesUpOnRefusedRows(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	st := &refusingStore{Store: e.store}
+	st.fail.Store(&executor.StoreError{Kind: executor.ErrPermission, Op: "append_run_rows", Code: "42501",
+		Message: "permission denied for function append_run_rows"})
+	obs, logs := observer.New(zapcore.ErrorLevel)
+	w := executor.NewWriter(st, "w1", executor.WriterConfig{RetryMin: 20 * time.Millisecond, RetryMax: 100 * time.Millisecond}, zap.New(obs), nil)
+	w.Start(context.Background())
+	em := w.NewEmitter(context.Background(), "00000000-0000-4000-8000-00000000f00d", 1, 1, 0, nil)
+	require.NoError(t, em.Emit(executor.LevelInfo, "System", "never stored", nil))
+	waitFor(t, 10*time.Second, "a refused batch", func() bool { return st.failed.Load() >= 1 })
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	began := time.Now()
+	require.NoError(t, w.Stop(ctx), "the drain ended on its own, not by the caller's deadline")
+	require.Less(t, time.Since(began), 30*time.Second)
+	require.Equal(t, 1, logs.FilterMessageSnippet("shutting down: the store still refuses the rows").Len())
+}

@@ -70,6 +70,11 @@ func sqlStateKind(code string) error {
 		return executor.ErrPermission
 	case "P0002": // no_data_found (a function's "not found")
 		return executor.ErrNotFound
+	case "42883", "42P01", "3F000":
+		// undefined_function, undefined_table, invalid_schema_name: the
+		// schema is not what this binary needs (migrations pending), which
+		// is no fault of the arguments; like PostgREST's PGRST202.
+		return executor.ErrNotFound
 	case "22P02", "22023", "23514", "23502", "P0001", "22007", "42703", "21000":
 		// invalid_text_representation, invalid_parameter_value,
 		// check_violation, not_null_violation, raise_exception,

@@ -116,5 +116,5 @@ func (s *Store) QueueStats(ctx context.Context) (executor.QueueStats, error) {
 // RequeueRun calls opsd_requeue_run (fenced by worker and attempt).
 func (s *Store) RequeueRun(ctx context.Context, lease executor.Lease, delay time.Duration, reason string) (bool, error) {
 	return s.queryBool(ctx, "opsd_requeue_run "+lease.RunID, `SELECT public.opsd_requeue_run($1, $2, $3, $4, $5)`,
-		lease.RunID, lease.Worker, lease.Attempt, int(delay.Round(time.Second)/time.Second), reason)
+		lease.RunID, lease.Worker, lease.Attempt, int(delay.Round(time.Second)/time.Second), wire.NullText(reason))
 }

@@ -238,7 +238,7 @@ func (s *Store) FinishRun(ctx context.Context, f executor.Finish) (bool, error) 
 // ReleaseRun puts a leased run back to queued.
 func (s *Store) ReleaseRun(ctx context.Context, lease executor.Lease, reason string) (bool, error) {
 	return s.queryBool(ctx, "release_run", `SELECT public.release_run($1, $2, $3, $4)`,
-		lease.RunID, lease.Worker, lease.Attempt, wire.NullString(reason))
+		lease.RunID, lease.Worker, lease.Attempt, wire.NullText(reason))
 }
 
 // ReapStale acts on runs whose lease expired.

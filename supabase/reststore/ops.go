@@ -118,6 +118,6 @@ func (s *Store) QueueStats(ctx context.Context) (executor.QueueStats, error) {
 func (s *Store) RequeueRun(ctx context.Context, lease executor.Lease, delay time.Duration, reason string) (bool, error) {
 	var ok bool
 	_, err := s.rpc(ctx, "opsd_requeue_run", map[string]any{"p_run_id": lease.RunID, "p_worker": lease.Worker, "p_attempt": lease.Attempt,
-		"p_delay_seconds": int(delay.Round(time.Second) / time.Second), "p_reason": reason}, restRetrySafe, &ok)
+		"p_delay_seconds": int(delay.Round(time.Second) / time.Second), "p_reason": wire.NullText(reason)}, restRetrySafe, &ok)
 	return ok, err
 }

@@ -160,7 +160,7 @@ func (s *Store) FinishRun(ctx context.Context, f executor.Finish) (bool, error) 
 func (s *Store) ReleaseRun(ctx context.Context, lease executor.Lease, reason string) (bool, error) {
 	var ok bool
 	if _, err := s.rpc(ctx, "release_run", map[string]any{
-		"p_run_id": lease.RunID, "p_worker": lease.Worker, "p_attempt": lease.Attempt, "p_reason": wire.NullString(reason),
+		"p_run_id": lease.RunID, "p_worker": lease.Worker, "p_attempt": lease.Attempt, "p_reason": wire.NullText(reason),
 	}, restRetrySafe, &ok); err != nil {
 		return false, fmt.Errorf("release run %s: %w", lease.RunID, err)
 	}

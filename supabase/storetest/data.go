@@ -285,6 +285,15 @@ func testUnstorableText(t *testing.T, f *fixture) {
 	assert.Equal(t, "error|"+stored+"|x\uFFFDy", deref(f.text(`SELECT status::text || '|' || error_message || '|' || (output->>'log') FROM public.runs WHERE id = $1`, id)))
 	assert.Equal(t, stored, deref(f.text(`SELECT message FROM public.run_events WHERE run_id = $1 AND seq = 2`, id)))
 
+	// A requeue's reason (an automatic retry after a failed preflight).
+	id3, l3 := f.seedClaimed()
+	if rq, ok := f.st.(executor.Requeuer); ok {
+		ok, err := rq.RequeueRun(f.ctx, l3, time.Second, bad)
+		require.NoError(t, err)
+		require.True(t, ok)
+		assert.Equal(t, "queued", deref(f.text(`SELECT status::text FROM public.runs WHERE id = $1`, id3)))
+	}
+
 	// The batched finish path too.
 	id2, l2 := f.seedClaimed()
 	refused, err := f.st.AppendRows(f.ctx, l2.Worker, executor.Rows{Finishes: []executor.Finish{{Lease: l2, Status: executor.StatusError,

@@ -92,6 +92,13 @@ func testErrorMapping(t *testing.T, f *fixture) {
 		}},
 	})
 	assert.Equal(t, 0, f.count(`SELECT count(*) FROM public.run_events`), "failed batches wrote nothing")
+
+	// A function missing (migrations pending) is no fault of the rows: not
+	// found, which the writer retries instead of dropping rows one by one.
+	f.exec(`ALTER FUNCTION public.append_run_rows(text, jsonb, jsonb, jsonb, jsonb) RENAME TO append_run_rows_gone`)
+	err := f.appendRows(l, []executor.Event{{RunID: id, Seq: 1, Level: "info", Source: "System", Message: "x"}}, nil)
+	f.exec(`ALTER FUNCTION public.append_run_rows_gone(text, jsonb, jsonb, jsonb, jsonb) RENAME TO append_run_rows`)
+	requireKind(t, err, executor.ErrNotFound, "append while append_run_rows is missing")
 }
 
 // testPermission: the browser's privileges may read and submit runs but

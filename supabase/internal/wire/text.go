@@ -28,11 +28,13 @@ func Text(s string) string {
 func NullText(s string) *string { return NullString(Text(s)) }
 
 // JSON is raw as a jsonb column can hold it, NULL for an empty or null
-// document. A document that is not JSON is passed on for the database to
-// refuse with its own message.
+// document. jsonb also refuses a lone surrogate escape ("\ud800"), which
+// decoding turns into U+FFFD too. A document that is not JSON is passed on
+// for the database to refuse with its own message. (Two keys that differ
+// only in what is replaced become one; the document had NULs in its keys.)
 func JSON(raw json.RawMessage) json.RawMessage {
 	raw = NullRaw(raw)
-	if raw == nil || (!bytes.Contains(raw, []byte(`\u0000`)) && utf8.Valid(raw)) {
+	if raw == nil || (!badEscape(raw) && utf8.Valid(raw)) || !json.Valid(raw) {
 		return raw
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
@@ -46,6 +48,24 @@ func JSON(raw json.RawMessage) json.RawMessage {
 		return raw
 	}
 	return out
+}
+
+// badEscape reports whether raw may hold an escape jsonb refuses: \u0000
+// or a surrogate (\ud800-\udfff; a valid pair is decoded and re-encoded
+// as the character it stands for). An escaped backslash before "u" is a
+// false alarm that costs only a decode.
+func badEscape(raw []byte) bool {
+	for i := 0; ; {
+		j := bytes.Index(raw[i:], []byte(`\u`))
+		if j < 0 || i+j+6 > len(raw) {
+			return false
+		}
+		h := bytes.ToLower(raw[i+j+2 : i+j+6])
+		if string(h) == "0000" || (h[0] == 'd' && h[1] >= '8' && h[1] <= 'f') {
+			return true
+		}
+		i += j + 2
+	}
 }
 
 // scrub applies Text to every string and key of a decoded document.
