@@ -107,15 +107,15 @@ type Writer struct {
 	log     *zap.Logger
 	metrics *Metrics
 
-	queue  chan item
-	done   chan struct{}
-	stop   context.CancelFunc
-	ctx    context.Context
+	queue    chan item
+	done     chan struct{}
+	stop     context.CancelFunc
+	ctx      context.Context
 	mu       sync.RWMutex // guards closed against sends on a closed queue
 	closed   bool
-	closedAt atomic.Int64 // unix ns when Stop closed the queue (a graceful drain began); read without mu
-	lost   sync.Map      // emitter generation -> struct{}: attempts whose rows are no longer ours to write
-	gens   atomic.Uint64 // generations handed to emitters, one per run attempt
+	closedAt atomic.Int64  // unix ns when Stop closed the queue (a graceful drain began); read without mu
+	lost     sync.Map      // emitter generation -> struct{}: attempts whose rows are no longer ours to write
+	gens     atomic.Uint64 // generations handed to emitters, one per run attempt
 
 	// onRefused is told of leases whose rows the database refused (the
 	// attempt no longer holds its run); the daemon stops those runs.
