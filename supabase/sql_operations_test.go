@@ -230,6 +230,10 @@ func TestRetryRun(t *testing.T) {
 	again, err := retry("authenticated", userA, failed)
 	require.NoError(t, err)
 	require.NotNil(t, again)
+	// Nor through another run of the chain: the finished first copy cannot
+	// be retried while the second copy is live.
+	_, err = retry("authenticated", userA, *got)
+	require.ErrorContains(t, err, "already has a retry that has not finished (run "+*again+")")
 
 	// A canceled run whose daemon is still stopping it has not ended.
 	_, err = db.Pool.Exec(ctx, `SELECT cancel_run($1)`, running)

@@ -706,8 +706,11 @@ $$;
 CREATE OR REPLACE FUNCTION public.retry_run(p_run_id uuid, p_actor text DEFAULT NULL) RETURNS uuid
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
 DECLARE
-  r public.runs;
-  v_id uuid;
+  r      public.runs;
+  v_id   uuid;
+  v_root uuid := p_run_id;
+  v_up   uuid;
+  v_hops int := 0;
 BEGIN
   -- Locked, so two retries of one run at once are made one after the other.
   SELECT * INTO r FROM public.runs x
@@ -726,9 +729,27 @@ BEGIN
     RAISE EXCEPTION 'retry_run: run % is canceled but still stopping: it can be retried once it has finished', p_run_id
       USING ERRCODE = 'check_violation', HINT = 'wait a few seconds and retry again';
   END IF;
-  SELECT x.id INTO v_id FROM public.runs x WHERE x.retry_of = p_run_id AND x.finished_at IS NULL LIMIT 1;
+  -- One live run per chain of retries (the first run and every copy of a
+  -- copy), so cancelling and retrying copies cannot multiply a run. The
+  -- chain's first run is locked: retries of any of its runs queue here.
+  LOOP
+    v_up := NULL;
+    SELECT x.retry_of INTO v_up FROM public.runs x WHERE x.id = v_root;
+    EXIT WHEN v_up IS NULL OR v_hops >= 100;
+    v_root := v_up;
+    v_hops := v_hops + 1;
+  END LOOP;
+  IF v_root <> p_run_id THEN
+    PERFORM 1 FROM public.runs x WHERE x.id = v_root FOR UPDATE;
+  END IF;
+  WITH RECURSIVE chain (id) AS (
+    SELECT v_root
+    UNION
+    SELECT x.id FROM public.runs x JOIN chain c ON x.retry_of = c.id)
+  SELECT x.id INTO v_id FROM public.runs x JOIN chain c ON c.id = x.id
+   WHERE x.finished_at IS NULL AND x.id <> p_run_id LIMIT 1;
   IF FOUND THEN
-    RAISE EXCEPTION 'retry_run: run % already has a retry that has not finished (run %)', p_run_id, v_id
+    RAISE EXCEPTION 'retry_run: run % already has a retry that has not finished (run %); one run of a chain of retries at a time', p_run_id, v_id
       USING ERRCODE = 'check_violation', HINT = 'wait for that retry to finish, or cancel it';
   END IF;
   IF NOT public.opsd_caller_is_user() AND nullif(btrim(p_actor), '') IS NOT NULL THEN
