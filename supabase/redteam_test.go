@@ -212,6 +212,14 @@ func TestRedTeamApprovalNeedsAKnownRequester(t *testing.T) {
 	_, err = rt.users[redUserA].ApproveRun(ctx, opRetry, "")
 	require.ErrorContains(t, err, "run "+anonFailed.ID+" was made with the anon key")
 
+	// A run whose creation entry was pruned has no requester on record.
+	pruned, err := rt.service.SubmitRun(ctx, executor.NewRun{Env: "prod", Kind: "deploy"})
+	require.NoError(t, err)
+	_, err = rt.db.Pool.Exec(ctx, `DELETE FROM audit_log WHERE run_id = $1`, pruned.ID)
+	require.NoError(t, err)
+	_, err = rt.users[redUserA].ApproveRun(ctx, pruned.ID, "")
+	require.ErrorContains(t, err, "was made with no creator on record")
+
 	// What the operator side submitted, a browser approver approves.
 	opRun, err := rt.service.SubmitRun(ctx, executor.NewRun{Env: "prod", Kind: "deploy"})
 	require.NoError(t, err)
