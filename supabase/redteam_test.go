@@ -290,6 +290,27 @@ func TestRedTeamScheduledRunApproval(t *testing.T) {
 	ok, err := rt.direct.ApproveRun(ctx, runOf("anon-prod"), "alice@ops")
 	require.NoError(t, err)
 	assert.True(t, ok, "an operator approves it")
+
+	// Who wrote a schedule is not forgotten when the schedule is deleted
+	// and its audit entries are pruned: the next tick's run still names B.
+	_, err = rt.db.Pool.Exec(ctx, `UPDATE run_schedules SET next_run_at = now() - interval '1 second', overlap = 'queue' WHERE name = 'ops-prod'`)
+	require.NoError(t, err)
+	var second string
+	require.NoError(t, rt.db.Pool.QueryRow(ctx, `SELECT opsd_enqueue_due_schedules(20)`).Scan(&enqueued))
+	require.NoError(t, rt.db.Pool.QueryRow(ctx, `SELECT r.id::text FROM runs r JOIN run_schedules s ON s.id = r.schedule_id
+		WHERE s.name = 'ops-prod' AND r.approved_at IS NULL`).Scan(&second), "%s", enqueued)
+	code, body = rt.raw(t, rt.srv.UserToken(redUserB), http.MethodDelete, "run_schedules?name=eq.ops-prod", nil)
+	require.Equal(t, http.StatusOK, code, body)
+	require.NotEqual(t, "[]", body, "B deletes the plain shared schedule")
+	_, err = rt.db.Pool.Exec(ctx, `DELETE FROM audit_log WHERE run_id IS NULL`) // as retention would, in time
+	require.NoError(t, err)
+	_, err = rt.users[redUserB].ApproveRun(ctx, second, "")
+	require.ErrorContains(t, err, "you wrote the schedule that made run")
+
+	// Browsers cannot write who wrote a schedule.
+	code, body = rt.raw(t, rt.srv.UserToken(redUserB), http.MethodPatch, "run_schedules?name=eq.ops-only",
+		map[string]any{"written_by": []string{"operator:ops"}})
+	assert.Contains(t, []int{400, 401, 403}, code, body)
 }
 
 // TestRedTeamAuditOfAReusedID: the browser chooses run ids; a run made with

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
@@ -346,39 +345,6 @@ func countRows(t *testing.T, pool *pgxpool.Pool, sql string, args ...any) int {
 // it go, oldest first and a batch at a time, whatever became of their run;
 // a dry run deletes nothing; the service role still cannot delete entries
 // itself, only through opsd_prune.
-// TestAuditRetentionKeepsLiveSchedules: who wrote a schedule is kept while
-// the schedule exists (four-eyes reads it for every run the schedule
-// makes), however old; once the schedule is gone, its entries age out.
-func TestAuditRetentionKeepsLiveSchedules(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	db := pgtest.NewDB(t)
-	count := func(sql string, args ...any) int { return countRows(t, db.Pool, sql, args...) }
-	var sched string
-	require.NoError(t, db.Pool.QueryRow(ctx, `INSERT INTO run_schedules (name, cron, env, kind) VALUES ('nightly', '@daily', 'prod', 'deploy')
-		RETURNING id`).Scan(&sched))
-	_, err := db.Pool.Exec(ctx, `UPDATE run_schedules SET plan = '{"title":"x"}' WHERE id = $1`, sched)
-	require.NoError(t, err)
-	_, err = db.Pool.Exec(ctx, `UPDATE audit_log SET at = now() - interval '400 days' WHERE schedule_id = $1`, sched)
-	require.NoError(t, err)
-	require.Equal(t, 2, count(`SELECT count(*) FROM audit_log WHERE schedule_id = $1`, sched))
-	prune := func() {
-		var raw []byte
-		for i := 0; i < 10; i++ {
-			require.NoError(t, db.Pool.QueryRow(ctx, `SELECT opsd_prune('w', p_audit_log => 86400)`).Scan(&raw))
-			if strings.Contains(string(raw), `"audit_log": 0`) {
-				return
-			}
-		}
-	}
-	prune()
-	require.Equal(t, 2, count(`SELECT count(*) FROM audit_log WHERE schedule_id = $1`, sched), "the schedule is alive: its authors stay")
-	_, err = db.Pool.Exec(ctx, `DELETE FROM run_schedules WHERE id = $1`, sched)
-	require.NoError(t, err)
-	prune()
-	require.Equal(t, 1, count(`SELECT count(*) FROM audit_log WHERE schedule_id = $1`, sched), "only the young schedule.deleted entry is left")
-}
-
 func TestAuditRetention(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -609,4 +575,23 @@ func TestRequeueRun(t *testing.T) {
 	require.False(t, requeue("w", 2), "once claimed again (attempt 3) the old attempt is not queued")
 	_, err = db.Pool.Exec(ctx, `SELECT opsd_requeue_run($1, 'w', 2, -1)`, id)
 	require.ErrorContains(t, err, "p_delay_seconds = -1")
+}
+
+// TestRetryChainBound: a chain of retries is walked to its first run, and a
+// chain longer than 100 is refused rather than walked only part of the way
+// (which would let a far copy be retried while a near one is live).
+func TestRetryChainBound(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := pgtest.NewDB(t)
+	last := insertRun(t, db.Pool, nil, "A", 100)
+	finishRun(t, db.Pool, last, "error", 0)
+	for i := 0; i <= 100; i++ { // the first run and 101 copies: the last is 101 hops from the first
+		require.NoError(t, db.Pool.QueryRow(ctx, `SELECT retry_run($1)::text`, last).Scan(&last), "retry %d", i)
+		_, err := db.Pool.Exec(ctx, `SELECT cancel_run($1)`, last) // queued: canceled and finished at once
+		require.NoError(t, err)
+	}
+	var id *string
+	err := db.Pool.QueryRow(ctx, `SELECT retry_run($1)::text`, last).Scan(&id)
+	require.ErrorContains(t, err, "ends a chain of more than 100 retries")
 }

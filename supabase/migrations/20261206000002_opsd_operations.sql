@@ -26,6 +26,10 @@ CREATE TABLE IF NOT EXISTS public.run_schedules (
   next_run_at timestamptz NULL,
   last_run_at timestamptz NULL,
   created_by  uuid NULL DEFAULT auth.uid(),
+  -- Who created or changed the schedule (opsd_actor: a user id, 'anon',
+  -- operator:NAME), kept by the guard trigger whoever writes, so four-eyes
+  -- knows who asked for each run it makes whatever the audit's retention.
+  written_by  text[] NOT NULL DEFAULT '{}',
   created_at  timestamptz NOT NULL DEFAULT now(),
   updated_at  timestamptz NOT NULL DEFAULT now()
 );
@@ -390,6 +394,18 @@ BEGIN
   IF TG_OP = 'UPDATE' THEN
     NEW.updated_at := now();
   END IF;
+  -- written_by is the guard's alone: each writer of what the schedule does
+  -- is added (the enqueuer's next_run_at/last_run_at bookkeeping is not).
+  IF TG_OP = 'INSERT' THEN
+    NEW.written_by := ARRAY[public.opsd_actor()];
+  ELSE
+    NEW.written_by := OLD.written_by;
+    IF (to_jsonb(NEW) - ARRAY['next_run_at', 'last_run_at', 'updated_at', 'written_by'])
+       IS DISTINCT FROM (to_jsonb(OLD) - ARRAY['next_run_at', 'last_run_at', 'updated_at', 'written_by'])
+       AND NOT public.opsd_actor() = ANY (OLD.written_by) THEN
+      NEW.written_by := OLD.written_by || public.opsd_actor();
+    END IF;
+  END IF;
   RETURN NEW;
 END
 $$;
@@ -557,7 +573,8 @@ BEGIN
         jsonb_build_object('retry_of', NEW.retry_of, 'env', NEW.env, 'kind', NEW.kind));
     ELSIF NEW.schedule_id IS NOT NULL THEN
       PERFORM public.opsd_audit_write('scheduled', NULL, NEW.id, NEW.schedule_id,
-        jsonb_build_object('scheduled_for', NEW.scheduled_for, 'env', NEW.env, 'kind', NEW.kind));
+        jsonb_build_object('scheduled_for', NEW.scheduled_for, 'env', NEW.env, 'kind', NEW.kind,
+                           'writers', (SELECT to_jsonb(s.written_by) FROM public.run_schedules s WHERE s.id = NEW.schedule_id)));
     ELSE
       PERFORM public.opsd_audit_write('created', coalesce(NEW.created_by::text, public.opsd_actor()), NEW.id, NULL,
         jsonb_build_object('env', NEW.env, 'kind', NEW.kind, 'lane', NEW.lane));
@@ -589,22 +606,24 @@ CREATE TRIGGER runs_audit_update AFTER UPDATE OF status, approved_at, rejected_a
 
 -- Four-eyes with the audit trail: a browser approver may not approve a run
 -- they asked for, nor one whose requester is unknown. Who asked for a run is
--- its creator, else the actor of its 'created' or 'retried' entry, and for
--- a scheduled run whoever created or changed its schedule before the tick;
--- a retry was asked for by whoever asked for the run it copies too, so the
--- chain of retry_of is walked. Unknown is the anon key (actor 'anon': the
--- approver may have sent it themselves) or no entry at all; operators
--- approve those (opsd approve --as NAME). Entries older than a run are
--- another run's with the same id.
+-- its creator, else the actor of its 'created' or 'retried' entry; for a
+-- scheduled run, everyone who wrote its schedule up to the tick (the
+-- schedule's written_by, copied into the run's 'scheduled' entry, so neither
+-- deleting the schedule nor pruning its entries forgets them); a retry was
+-- asked for by whoever asked for the run it copies too, so the chain of
+-- retry_of is walked. Unknown is the anon key (actor 'anon': the approver
+-- may have sent it themselves), no entry at all, or a retried run no longer
+-- on record; operators approve those (opsd approve --as NAME). Entries
+-- older than a run are another run's with the same id.
 CREATE OR REPLACE FUNCTION public.opsd_four_eyes(p_op text, r public.runs) RETURNS void
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
 DECLARE
-  e      record;
-  x      public.runs := r;
-  v_me   text := auth.uid()::text;
-  v_anon boolean;
-  v_mine boolean;
-  v_hops int := 0;
+  e         record;
+  x         public.runs := r;
+  v_me      text := auth.uid()::text;
+  v_writers jsonb;
+  v_unknown text;
+  v_hops    int := 0;
 BEGIN
   IF NOT public.opsd_caller_is_user() THEN
     RETURN;
@@ -616,32 +635,38 @@ BEGIN
         USING ERRCODE = 'insufficient_privilege';
     END IF;
     e := NULL;
-    v_anon := false;
-    SELECT a.actor, a.action, a.schedule_id, a.at INTO e FROM public.audit_log a
+    v_unknown := NULL;
+    SELECT a.actor, a.action, a.details INTO e FROM public.audit_log a
      WHERE a.run_id = x.id AND a.action IN ('created', 'retried', 'scheduled') AND a.at >= x.created_at
      ORDER BY a.at, a.id LIMIT 1;
-    IF e.action = 'scheduled' AND e.schedule_id IS NOT NULL THEN
-      SELECT coalesce(bool_or(a.actor = 'anon'), false), coalesce(bool_or(a.actor = v_me), false) INTO v_anon, v_mine
-        FROM public.audit_log a
-       WHERE a.schedule_id = e.schedule_id AND a.run_id IS NULL AND a.at <= e.at
-         AND a.action IN ('schedule.created', 'schedule.changed', 'schedule.paused', 'schedule.resumed');
-      IF v_mine THEN
+    IF e.action = 'scheduled' THEN
+      v_writers := e.details -> 'writers';
+      IF v_writers ? v_me THEN
         RAISE EXCEPTION '%: you wrote the schedule that made run %; another approver must approve it (four-eyes rule)', p_op, x.id
           USING ERRCODE = 'insufficient_privilege';
       END IF;
+      IF v_writers IS NULL OR jsonb_typeof(v_writers) <> 'array' OR v_writers ? 'anon' THEN
+        v_unknown := 'made by a schedule the anon key wrote (or whose writers are not on record)';
+      END IF;
+    ELSIF e.action = 'retried' AND x.retry_of IS NULL THEN
+      v_unknown := 'a retry of a run that is no longer on record';
     END IF;
-    IF x.created_by IS NULL AND (e.actor IS NULL OR e.actor = 'anon' OR v_anon) THEN
-      RAISE EXCEPTION '%: run % was %, so who asked for it is unknown and the four-eyes rule cannot be checked', p_op, x.id,
-        CASE WHEN e.actor IS NULL THEN 'made with no creator on record'
-             WHEN v_anon THEN 'made by a schedule the anon key wrote'
-             ELSE 'made with the anon key' END
+    IF x.created_by IS NULL AND v_unknown IS NULL AND (e.actor IS NULL OR e.actor = 'anon') THEN
+      v_unknown := CASE WHEN e.actor IS NULL THEN 'made with no creator on record' ELSE 'made with the anon key' END;
+    END IF;
+    IF v_unknown IS NOT NULL THEN
+      RAISE EXCEPTION '%: run % was %, so who asked for it is unknown and the four-eyes rule cannot be checked', p_op, x.id, v_unknown
         USING ERRCODE = 'insufficient_privilege',
               HINT = 'an operator approves it with: opsd approve --as NAME; or a signed-in user submits it again';
     END IF;
+    EXIT WHEN x.retry_of IS NULL;
     v_hops := v_hops + 1;
-    EXIT WHEN x.retry_of IS NULL OR v_hops >= 50;
+    IF v_hops > 100 THEN
+      RAISE EXCEPTION '%: run % retries a chain of more than 100 runs; an operator must approve it', p_op, r.id
+        USING ERRCODE = 'insufficient_privilege';
+    END IF;
     SELECT * INTO x FROM public.runs WHERE id = x.retry_of;
-    EXIT WHEN NOT FOUND; -- the original was pruned: its copy's own entries decided
+    EXIT WHEN NOT FOUND;
   END LOOP;
 END
 $$;
@@ -735,9 +760,13 @@ BEGIN
   LOOP
     v_up := NULL;
     SELECT x.retry_of INTO v_up FROM public.runs x WHERE x.id = v_root;
-    EXIT WHEN v_up IS NULL OR v_hops >= 100;
-    v_root := v_up;
+    EXIT WHEN v_up IS NULL;
     v_hops := v_hops + 1;
+    IF v_hops > 100 THEN
+      RAISE EXCEPTION 'retry_run: run % ends a chain of more than 100 retries; submit a new run instead', p_run_id
+        USING ERRCODE = 'check_violation';
+    END IF;
+    v_root := v_up;
   END LOOP;
   IF v_root <> p_run_id THEN
     PERFORM 1 FROM public.runs x WHERE x.id = v_root FOR UPDATE;
@@ -767,16 +796,6 @@ END
 $$;
 
 -- ---------------------------------------------------------------- retention
-
--- opsd_audit_kept: an entry retention never deletes: who created or changed
--- a schedule that still exists (four-eyes asks it who wrote the schedule
--- behind each of its runs, for as long as the schedule makes runs).
-CREATE OR REPLACE FUNCTION public.opsd_audit_kept(a public.audit_log) RETURNS boolean
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
-  SELECT a.run_id IS NULL AND a.schedule_id IS NOT NULL
-     AND a.action IN ('schedule.created', 'schedule.changed', 'schedule.paused', 'schedule.resumed')
-     AND EXISTS (SELECT 1 FROM public.run_schedules s WHERE s.id = a.schedule_id)
-$$;
 
 -- opsd_prune does one bounded batch of retention: at most p_batch rows per
 -- table (run_events, run_steps, artifacts, then runs, and audit_log), each
@@ -827,7 +846,7 @@ BEGIN
     SELECT count(*) INTO v_ar FROM public.artifacts e JOIN public.runs r ON r.id = e.run_id
      WHERE r.finished_at IS NOT NULL AND (e.created_at < v_ar_cut OR r.finished_at < v_runs_cut);
     SELECT count(*) INTO v_runs FROM public.runs r WHERE r.finished_at IS NOT NULL AND r.finished_at < v_runs_cut;
-    SELECT count(*) INTO v_au FROM public.audit_log a WHERE a.at < v_au_cut AND NOT public.opsd_audit_kept(a);
+    SELECT count(*) INTO v_au FROM public.audit_log a WHERE a.at < v_au_cut;
     RETURN jsonb_build_object('run_events', v_ev, 'run_steps', v_st, 'artifacts', v_ar, 'runs', v_runs,
                               'audit_log', v_au, 'dry_run', true);
   END IF;
@@ -878,8 +897,7 @@ BEGIN
   -- Oldest entries first, along audit_log_at_idx.
   WITH d AS (
     DELETE FROM public.audit_log WHERE id IN (
-      SELECT a.id FROM public.audit_log a WHERE a.at < v_au_cut AND NOT public.opsd_audit_kept(a)
-       ORDER BY a.at, a.id LIMIT v_lim)
+      SELECT a.id FROM public.audit_log a WHERE a.at < v_au_cut ORDER BY a.at, a.id LIMIT v_lim)
     RETURNING 1)
   SELECT count(*) INTO v_au FROM d;
   -- Nothing left: the pass is over, the lease is given back.
@@ -1010,7 +1028,7 @@ BEGIN
   FOR f IN
     SELECT p.oid::regprocedure FROM pg_proc p
      WHERE p.pronamespace = 'public'::regnamespace
-       AND p.proname IN ('opsd_actor', 'opsd_audit_write', 'opsd_four_eyes', 'opsd_audit_kept', 'opsd_cron_field', 'opsd_cron_parse', 'opsd_cron_next_parsed',
+       AND p.proname IN ('opsd_actor', 'opsd_audit_write', 'opsd_four_eyes', 'opsd_cron_field', 'opsd_cron_parse', 'opsd_cron_next_parsed',
                          'opsd_cron_next', 'opsd_schedules_guard', 'opsd_enqueue_due_schedules', 'opsd_runs_canceled_by',
                          'opsd_runs_audit', 'opsd_schedules_audit', 'opsd_audit', 'retry_run', 'opsd_prune',
                          'opsd_schedule_save', 'opsd_schedule_set', 'opsd_schedule_delete', 'opsd_schedules',
