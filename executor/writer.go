@@ -521,10 +521,10 @@ func (w *Writer) retry(what string, fn func(ctx context.Context) error) error {
 			w.log.Warn("write "+what+" failed; retrying", zap.Int("attempt", attempt), zap.Error(err))
 		default:
 			// Not transient, yet no fault of the rows: an operator must act
-			// (grants, migrations, reloading PostgREST's schema cache). While
-			// the daemon drains for a graceful stop that may never come, so
-			// the drain gives up after stopDrainLimit rather than hold the
-			// process until its supervisor kills it.
+			// (grants, migrations, reloading PostgREST's schema cache), which
+			// may never happen. During a graceful stop the drain gives up
+			// after stopDrainLimit rather than hold the process until its
+			// supervisor kills it.
 			if since, closing := w.draining(); closing && since >= stopDrainLimit {
 				w.log.Error("shutting down: the store still refuses the rows for a reason not about them; the rows still queued are abandoned",
 					zap.String("rows", what), zap.Duration("drained_for", since.Round(time.Millisecond)), zap.Error(err))
